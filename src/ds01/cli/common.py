@@ -1,0 +1,88 @@
+"""Shared pieces of every command: options, the error ladder, TTY rules."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ds01.errors import Ds01Error, ExitCode, UsageError
+from ds01.output import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for scripts).")]
+UserOpt = Annotated[str | None, typer.Option("--user", "-u", help="Act for another user (admins only).")]
+
+
+def handle_errors(fn: F) -> F:
+    """The one try/except ladder: expected failures become one line and the contract's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = Output(json_mode=bool(kwargs.get("json_out")))
+        try:
+            return fn(*args, **kwargs)
+        except Ds01Error as err:
+            if os.environ.get("DS01_DEBUG"):
+                traceback.print_exc()
+            out.error(err)
+            raise typer.Exit(int(err.exit_code)) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:  # an unexpected bug: say so in one line unless debugging
+            if os.environ.get("DS01_DEBUG"):
+                raise
+            err = Ds01Error(f"internal error: {type(exc).__name__}: {exc}",
+                            hint="re-run with DS01_DEBUG=1 for the traceback and report it")
+            out.error(err)
+            raise typer.Exit(int(ExitCode.FAILURE)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def require_answer(value: Any, flag: str, what: str) -> Any:
+    """Without a TTY a missing answer is a usage error naming the flag to pass."""
+    if value is None:
+        raise UsageError(f"{what} is required", hint=f"pass {flag} (no terminal to ask on)")
+    return value
+
+
+def new_app(name: str, help: str) -> typer.Typer:
+    app = typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _group() -> None:
+        """Keeps this app a group even when it has one command."""
+
+    _group.__doc__ = help
+    return app
+
+
+def single_command(fn: Callable[..., Any], prog_name: str) -> None:
+    """Run one command function as its own console script (`container-deploy`, ...)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    app.command()(fn)
+    app(prog_name=prog_name)

@@ -1,0 +1,44 @@
+"""The root app `ds01`: every group and helper command under one name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ds01 import __version__
+from ds01.cli import container, gpu, image, project, user
+from ds01.cli.helpers import check_limits, doctor
+
+app = typer.Typer(
+    name="ds01",
+    help="Share GPU servers fairly: per-project images, throw-away containers, GPU quotas.\n\n"
+    "Start here: [bold]user-setup[/bold], then [bold]project launch my-thesis --open[/bold].",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ds01 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Share GPU servers fairly: per-project images, throw-away containers, GPU quotas."""
+
+
+app.add_typer(container.app, name="container")
+app.add_typer(image.app, name="image")
+app.add_typer(project.app, name="project")
+app.add_typer(user.app, name="user")
+app.add_typer(gpu.app, name="gpu")
+app.command("check-limits")(check_limits)
+app.command("doctor")(doctor)

@@ -1,0 +1,381 @@
+"""Load and validate `resource-limits.yaml` into frozen dataclasses (CONTRACT §3).
+
+Validation errors carry `file:line: dotted.key: problem`; unknown keys get the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ds01 import units
+from ds01.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/ds01/resource-limits.yaml")
+
+
+def shipped_dir(name: str) -> Path:
+    """A data folder shipped with ds01 (`config`, `images`): in the wheel, else in the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_shipped" / name
+    return packaged if packaged.is_dir() else here.parents[1] / name
+
+
+# key -> parser; each parser takes the raw YAML value and returns the typed value or raises ValueError.
+def _opt(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else parse(v)
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"expected a number, got {v!r}")
+    if v < 0:
+        raise ValueError(f"must not be negative, got {v}")
+    return float(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"expected a whole number, got {v!r}")
+    if v < 0:
+        raise ValueError(f"must not be negative, got {v}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _size(v: Any) -> int:
+    if isinstance(v, str) and v.strip().startswith("-"):
+        raise ValueError(f"a size cannot be negative, got {v!r}")
+    return units.parse_size(v)
+
+
+def _priority(v: Any) -> int:
+    n = _int(v)
+    if n > 100:
+        raise ValueError(f"priority is 0-100, got {n}")
+    return n
+
+
+def _str_list(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str | int) for x in v):
+        raise ValueError("expected a list of names")
+    return tuple(str(x) for x in v)
+
+
+LIMIT_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "max_gpu_equivalents": _opt(_float),
+    "max_gpu_slots_per_container": _opt(_int),
+    "allow_full_gpu": _bool,
+    "max_cpus": _opt(_float),
+    "memory": _opt(_size),
+    "memory_swap": _opt(_size),
+    "shm_size": _opt(_size),
+    "pids_limit": _opt(_int),
+    "max_containers_per_user": _opt(_int),
+    "max_runtime_h": _opt(_float),
+    "idle_timeout_h": _opt(_float),
+    "gpu_hold_after_stop_h": _opt(_float),
+    "container_hold_after_stop_h": _opt(_float),
+    "priority": _priority,
+}
+
+POLICY_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "gpu_idle_threshold": _float,
+    "cpu_idle_threshold": _float,
+    "idle_detection_window": _int,
+    "grace_period_m": _float,
+    "keepalive_max_duration_h": _float,
+    "sigterm_grace_s": _int,
+    "created_container_timeout_m": _float,
+    "high_demand_threshold": _float,
+    "high_demand_idle_reduction": _float,
+    "check_interval_m": _float,
+}
+
+GROUP_EXTRA = {"members", "os_groups", "admin"}
+TOP_LEVEL = {"defaults", "default_group", "groups", "user_overrides", "policies", "gpu", "paths", "containers"}
+GPU_KEYS = {"backend", "inventory", "attach"}
+PATH_KEYS = {"workspace_root", "state_dir", "log_dir"}
+CONTAINER_KEYS = {"network", "init", "env"}
+BACKENDS = ("auto", "nvml", "simulated", "none")
+ATTACH_MODES = ("device-request", "env")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_gpu_equivalents: float | None = 1.0
+    max_gpu_slots_per_container: int | None = 1
+    allow_full_gpu: bool = True
+    max_cpus: float | None = 8.0
+    memory: int | None = 32 * 1024**3
+    memory_swap: int | None = 32 * 1024**3
+    shm_size: int | None = 8 * 1024**3
+    pids_limit: int | None = 4096
+    max_containers_per_user: int | None = 3
+    max_runtime_h: float | None = 24.0
+    idle_timeout_h: float | None = 0.5
+    gpu_hold_after_stop_h: float | None = 0.25
+    container_hold_after_stop_h: float | None = 0.5
+    priority: int = 10
+
+
+@dataclass(frozen=True)
+class Policies:
+    gpu_idle_threshold: float = 5.0
+    cpu_idle_threshold: float = 2.0
+    idle_detection_window: int = 3
+    grace_period_m: float = 30.0
+    keepalive_max_duration_h: float = 24.0
+    sigterm_grace_s: int = 60
+    created_container_timeout_m: float = 30.0
+    high_demand_threshold: float = 0.8
+    high_demand_idle_reduction: float = 0.5
+    check_interval_m: float = 5.0
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    values: Mapping[str, Any]
+    members: tuple[str, ...] = ()
+    os_groups: tuple[str, ...] = ()
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    backend: str = "auto"
+    inventory: Path | None = None
+    attach: str = "device-request"
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    workspace_root: str = "~/workspace"
+    state_dir: Path = Path("/var/lib/ds01")
+    log_dir: Path = Path("/var/log/ds01")
+
+    def workspace_root_for(self, name: str, uid: int, home: Path) -> Path:
+        """`~` is the owner's home; `{user}` and `{uid}` are filled in (e.g. `/srv/ws/{user}`)."""
+        root = self.workspace_root.replace("{user}", name).replace("{uid}", str(uid))
+        if root == "~" or root.startswith("~/"):
+            root = str(home) + root[1:]
+        return Path(root)
+
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    network: str = "bridge"
+    init: bool = True
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    defaults: Mapping[str, Any]
+    default_group: str
+    groups: tuple[Group, ...]
+    user_overrides: Mapping[str, Mapping[str, Any]]
+    policies: Policies
+    gpu: GpuSettings
+    paths: PathSettings
+    containers: ContainerDefaults
+
+    def group(self, name: str) -> Group | None:
+        return next((g for g in self.groups if g.name == name), None)
+
+
+class _Doc:
+    """A YAML document with the line of every dotted key, for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[str, int] = {}
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from exc
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from exc
+        self.data = self._convert(node, "") if node is not None else {}
+
+    def _convert(self, node: yaml.Node, dotted: str) -> Any:
+        self.lines.setdefault(dotted, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                sub = f"{dotted}.{key}" if dotted else key
+                self.lines[sub] = key_node.start_mark.line + 1
+                out[key] = self._convert(value_node, sub)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._convert(v, f"{dotted}[{i}]") for i, v in enumerate(node.value)]
+        return yaml.SafeLoader(  # resolve the scalar exactly as safe_load would
+            ""
+        ).construct_object(node)
+
+    def error(self, dotted: str, problem: str) -> ConfigError:
+        line = self.lines.get(dotted) or self.lines.get(dotted.rsplit(".", 1)[0], 0)
+        return ConfigError(f"{self.path}:{line}: {dotted}: {problem}")
+
+    def unknown(self, dotted: str, valid: set[str] | list[str]) -> ConfigError:
+        key = dotted.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(key, sorted(valid), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return self.error(dotted, f"unknown key{hint}")
+
+
+def _mapping(doc: _Doc, value: Any, dotted: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(dotted, "expected a mapping of keys to values")
+    return value
+
+
+def _parse_keys(
+    doc: _Doc, raw: Mapping[str, Any], dotted: str, parsers: Mapping[str, Callable[[Any], Any]], extra: set[str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in extra:
+            continue
+        if key not in parsers:
+            raise doc.unknown(f"{dotted}.{key}", set(parsers) | extra)
+        try:
+            out[key] = parsers[key](value)
+        except ValueError as exc:
+            raise doc.error(f"{dotted}.{key}", str(exc)) from exc
+    return out
+
+
+def _read_members_file(path: Path) -> tuple[str, ...]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return ()
+    names = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return tuple(n for n in names if n)
+
+
+def _parse_groups(doc: _Doc, raw: dict[str, Any]) -> tuple[Group, ...]:
+    groups = []
+    for name, body in raw.items():
+        dotted = f"groups.{name}"
+        body = _mapping(doc, body, dotted)
+        values = _parse_keys(doc, body, dotted, LIMIT_PARSERS, GROUP_EXTRA)
+        try:
+            members = _str_list(body.get("members") or [])
+            os_groups = _str_list(body.get("os_groups") or [])
+            admin = _bool(body.get("admin", False))
+        except ValueError as exc:
+            raise doc.error(dotted, str(exc)) from exc
+        members += _read_members_file(doc.path.parent / "groups" / f"{name}.members")
+        groups.append(Group(name, values, members, os_groups, admin))
+    return tuple(groups)
+
+
+def _parse_gpu(doc: _Doc, raw: dict[str, Any]) -> GpuSettings:
+    for key in raw:
+        if key not in GPU_KEYS:
+            raise doc.unknown(f"gpu.{key}", GPU_KEYS)
+    backend = os.environ.get("DS01_GPU_BACKEND") or raw.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise doc.error("gpu.backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+    attach = raw.get("attach", "device-request")
+    if attach not in ATTACH_MODES:
+        raise doc.error("gpu.attach", f"{attach!r} is not one of {', '.join(ATTACH_MODES)}")
+    inventory = os.environ.get("DS01_GPU_INVENTORY") or raw.get("inventory")
+    inv_path = None
+    if inventory:
+        inv_path = Path(inventory)
+        if not inv_path.is_absolute():
+            inv_path = doc.path.parent / inv_path
+    return GpuSettings(backend=backend, inventory=inv_path, attach=attach)
+
+
+def _parse_paths(doc: _Doc, raw: dict[str, Any]) -> PathSettings:
+    for key in raw:
+        if key not in PATH_KEYS:
+            raise doc.unknown(f"paths.{key}", PATH_KEYS)
+    base = PathSettings()
+    state = os.environ.get("DS01_STATE_DIR") or raw.get("state_dir") or base.state_dir
+    log = os.environ.get("DS01_LOG_DIR") or raw.get("log_dir") or base.log_dir
+    return PathSettings(str(raw.get("workspace_root") or base.workspace_root), Path(state), Path(log))
+
+
+def _parse_containers(doc: _Doc, raw: dict[str, Any]) -> ContainerDefaults:
+    for key in raw:
+        if key not in CONTAINER_KEYS:
+            raise doc.unknown(f"containers.{key}", CONTAINER_KEYS)
+    env = _mapping(doc, raw.get("env"), "containers.env")
+    try:
+        init = _bool(raw.get("init", True))
+        network = _str(raw.get("network", "bridge"))
+    except ValueError as exc:
+        raise doc.error("containers", str(exc)) from exc
+    return ContainerDefaults(network=network, init=init, env={str(k): str(v) for k, v in env.items()})
+
+
+def config_path() -> Path:
+    env = os.environ.get("DS01_CONFIG")
+    if env:
+        return Path(env)
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return shipped_dir("config") / "resource-limits.yaml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    doc = _Doc(path or config_path())
+    data = _mapping(doc, doc.data, "")
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise doc.unknown(key, TOP_LEVEL)
+    defaults = _parse_keys(doc, _mapping(doc, data.get("defaults"), "defaults"), "defaults", LIMIT_PARSERS, set())
+    groups = _parse_groups(doc, _mapping(doc, data.get("groups"), "groups"))
+    default_group = data.get("default_group") or (groups[0].name if groups else "")
+    if groups and default_group not in {g.name for g in groups}:
+        raise doc.error("default_group", f"no group named {default_group!r}")
+    overrides_raw = _mapping(doc, data.get("user_overrides"), "user_overrides")
+    overrides = {
+        str(user): _parse_keys(doc, _mapping(doc, body, f"user_overrides.{user}"), f"user_overrides.{user}",
+                               LIMIT_PARSERS, set())
+        for user, body in overrides_raw.items()
+    }
+    policies = _parse_keys(doc, _mapping(doc, data.get("policies"), "policies"), "policies", POLICY_PARSERS, set())
+    return Config(
+        source=doc.path,
+        defaults=defaults,
+        default_group=default_group,
+        groups=groups,
+        user_overrides=overrides,
+        policies=Policies(**policies),
+        gpu=_parse_gpu(doc, _mapping(doc, data.get("gpu"), "gpu")),
+        paths=_parse_paths(doc, _mapping(doc, data.get("paths"), "paths")),
+        containers=_parse_containers(doc, _mapping(doc, data.get("containers"), "containers")),
+    )
