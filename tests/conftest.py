@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def write_config(path: Path, tmp: Path, **sections: object) -> Path:
 
 
 @pytest.fixture
-def ds01_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private ds01 world in tmp: config, state, logs and workspaces; no GPU library."""
+def ds01_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private ds01 world in tmp: config, state, logs and workspaces; no GPU library.
+
+    Made outside pytest's own tmp (mode 700) so that the test users can read the config.
+    """
+    tmp_path = Path(tempfile.mkdtemp(prefix="ds01h-", dir="/tmp"))
     tmp_path.chmod(0o755)
     for sub in ("state", "log", "ws"):
         (tmp_path / sub).mkdir()
@@ -78,7 +83,8 @@ def ds01_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("DS01_STATE_DIR", "DS01_LOG_DIR", "DS01_GPU_BACKEND", "DS01_GPU_INVENTORY", "SUDO_UID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,98 @@
+"""The CLI's shape: three ways to each command, --version, and failures without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full = dict(os.environ, **(env or {}))
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=full, timeout=60)
+
+
+def test_version():
+    from ds01 import __version__
+
+    result = run("ds01", "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"ds01 {__version__}"
+
+
+def test_root_help_lists_the_groups():
+    result = run("ds01", "--help")
+    assert result.returncode == 0
+    for group in ("container", "image", "project", "user", "gpu", "check-limits", "doctor"):
+        assert group in result.stdout
+
+
+def test_per_command_script_names_itself_in_help():
+    result = run("check-limits", "--help")
+    assert result.returncode == 0 and "Usage: check-limits" in result.stdout
+
+
+def test_unknown_option_is_a_usage_error():
+    assert run("check-limits", "--bogus").returncode == 2
+
+
+@pytest.mark.parametrize("json_flag", [False, True])
+def test_engine_unreachable_exits_6_with_a_hint_and_no_traceback(tmp_path, json_flag):
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock", "DS01_LOG_DIR": str(tmp_path),
+           "DS01_STATE_DIR": str(tmp_path)}
+    result = run("check-limits", *(["--json"] if json_flag else []), env=env)
+    assert result.returncode == 6
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "cannot reach the Docker engine" in result.stderr and "is the Docker daemon running" in result.stderr
+    if json_flag:
+        assert json.loads(result.stdout)["error"]["code"] == "engine_unavailable"
+
+
+def test_refused_connection_on_a_tcp_host_exits_6(tmp_path):
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:1", "DS01_LOG_DIR": str(tmp_path)}
+    result = run("check-limits", env=env)
+    assert result.returncode == 6 and "Traceback" not in result.stderr
+
+
+def test_bad_config_exits_2_with_file_and_line(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("defaults:\n  max_cpu: 4\n")
+    result = run("check-limits", env={"DS01_CONFIG": str(cfg)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {cfg}:2: defaults.max_cpu: unknown key (did you mean 'max_cpus'?)"
+    )
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("defaults:\n  max_cpu: 4\n")
+    result = run("check-limits", env={"DS01_CONFIG": str(cfg), "DS01_DEBUG": "1"})
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_event_log_lines_are_whole_json_under_concurrent_writers(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ds01.events import log_event, read_events
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: log_event(tmp_path, "create", user="u", container=f"c{i}", n=i, pad="x" * 3000),
+                      range(200)))
+    events = read_events(tmp_path)
+    assert len(events) == 200 and {e["details"]["n"] for e in events} == set(range(200))
+    assert set(events[0]) == {"timestamp", "event_type", "user", "container", "details"}
+
+
+def test_event_log_never_raises(tmp_path):
+    from ds01.events import log_event
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    log_event(blocker / "sub", "create", user="u", container="c")  # a file where a dir should be
