@@ -22,6 +22,7 @@ LABEL_GPU_GPUEQ = "ds01.gpu.gpueq"
 LABEL_FRAMEWORK = "ds01.framework"
 LABEL_PROJECT_TYPE = "ds01.type"
 LABEL_BASE_IMAGE = "ds01.base_image"
+LABEL_DOCKERFILE = "ds01.dockerfile"
 
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 
