@@ -84,6 +84,11 @@ def _socket() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
+def docker_host() -> str:
+    """The engine address ds01 uses, for handing to the docker CLI (which would otherwise follow contexts)."""
+    return _socket()
+
+
 def gpu_device_request(device_ids: list[str]) -> DeviceRequest:
     return DeviceRequest(driver="nvidia", device_ids=list(device_ids), capabilities=[["gpu"]])
 
@@ -275,6 +280,6 @@ def _summary(raw: Mapping[str, Any]) -> ContainerSummary:
 
 
 __all__ = [
-    "ContainerSummary", "Gateway", "ImageSummary", "connect", "engine_errors",
+    "ContainerSummary", "Gateway", "ImageSummary", "connect", "docker_host", "engine_errors",
     "gpu_device_request",
 ]  # fmt: skip
