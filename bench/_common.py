@@ -16,8 +16,12 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = None,
-                 ok: Callable[[subprocess.CompletedProcess[bytes]], bool] | None = None) -> float:
+def time_command(
+    argv: Sequence[str],
+    runs: int,
+    env: dict[str, str] | None = None,
+    ok: Callable[[subprocess.CompletedProcess[bytes]], bool] | None = None,
+) -> float:
     """Median wall time in seconds of `runs` runs (after one warm-up)."""
     samples = []
     full_env = dict(os.environ, **(env or {}))
@@ -29,7 +33,9 @@ def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = No
             if i:
                 samples.append(elapsed)
         else:
-            raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.decode()[-500:]}")
+            raise SystemExit(
+                f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.decode()[-500:]}"
+            )
     return statistics.median(samples)
 
 

@@ -1,6 +1,6 @@
 """Start-up time: `ds01 --help` and `check-limits --json` against `python -c pass` (run as root).
 
-    python bench/bench_startup.py [--runs 20]
+python bench/bench_startup.py [--runs 20]
 """
 
 from __future__ import annotations

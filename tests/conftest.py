@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -53,11 +54,17 @@ def engine_client(docker_engine: engine.Engine) -> Iterator[object]:
 def write_config(path: Path, tmp: Path, **sections: object) -> Path:
     """The shipped config, pointed into tmp, with network none (the private engine has no bridge)."""
     data = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-    data["paths"] = {"workspace_root": str(tmp / "ws" / "{user}"), "state_dir": str(tmp / "state"),
-                     "log_dir": str(tmp / "log")}
+    data["paths"] = {
+        "workspace_root": str(tmp / "ws" / "{user}"),
+        "state_dir": str(tmp / "state"),
+        "log_dir": str(tmp / "log"),
+    }
     data["containers"] = {"network": "none", "init": True, "env": {}}
-    data["gpu"] = {"backend": "simulated", "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),
-                   "attach": "device-request"}
+    data["gpu"] = {
+        "backend": "simulated",
+        "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),
+        "attach": "device-request",
+    }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key].update(value)
@@ -88,7 +95,9 @@ def ds01_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def engine_clean(docker_engine: engine.Engine, base_image_ref: str, engine_client: object) -> Iterator[object]:
+def engine_clean(
+    docker_engine: engine.Engine, base_image_ref: str, engine_client: object
+) -> Iterator[object]:
     """The private engine, emptied of containers and non-base images after the test."""
     yield engine_client
     api = engine_client.api  # type: ignore[attr-defined]
@@ -96,10 +105,8 @@ def engine_clean(docker_engine: engine.Engine, base_image_ref: str, engine_clien
         api.remove_container(c["Id"], force=True)
     for img in api.images():
         if base_image.BASE_IMAGE not in (img.get("RepoTags") or []):
-            try:
+            with contextlib.suppress(Exception):
                 api.remove_image(img["Id"], force=True)
-            except Exception:
-                pass
 
 
 @pytest.fixture(scope="session")

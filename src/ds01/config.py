@@ -110,7 +110,16 @@ POLICY_PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 GROUP_EXTRA = {"members", "os_groups", "admin"}
-TOP_LEVEL = {"defaults", "default_group", "groups", "user_overrides", "policies", "gpu", "paths", "containers"}
+TOP_LEVEL = {
+    "defaults",
+    "default_group",
+    "groups",
+    "user_overrides",
+    "policies",
+    "gpu",
+    "paths",
+    "containers",
+}
 GPU_KEYS = {"backend", "inventory", "attach"}
 PATH_KEYS = {"workspace_root", "state_dir", "log_dir"}
 CONTAINER_KEYS = {"network", "init", "env"}
@@ -258,7 +267,11 @@ def _mapping(doc: _Doc, value: Any, dotted: str) -> dict[str, Any]:
 
 
 def _parse_keys(
-    doc: _Doc, raw: Mapping[str, Any], dotted: str, parsers: Mapping[str, Callable[[Any], Any]], extra: set[str]
+    doc: _Doc,
+    raw: Mapping[str, Any],
+    dotted: str,
+    parsers: Mapping[str, Callable[[Any], Any]],
+    extra: set[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
@@ -356,18 +369,23 @@ def load_config(path: Path | None = None) -> Config:
     for key in data:
         if key not in TOP_LEVEL:
             raise doc.unknown(key, TOP_LEVEL)
-    defaults = _parse_keys(doc, _mapping(doc, data.get("defaults"), "defaults"), "defaults", LIMIT_PARSERS, set())
+    defaults = _parse_keys(
+        doc, _mapping(doc, data.get("defaults"), "defaults"), "defaults", LIMIT_PARSERS, set()
+    )
     groups = _parse_groups(doc, _mapping(doc, data.get("groups"), "groups"))
     default_group = data.get("default_group") or (groups[0].name if groups else "")
     if groups and default_group not in {g.name for g in groups}:
         raise doc.error("default_group", f"no group named {default_group!r}")
     overrides_raw = _mapping(doc, data.get("user_overrides"), "user_overrides")
     overrides = {
-        str(user): _parse_keys(doc, _mapping(doc, body, f"user_overrides.{user}"), f"user_overrides.{user}",
-                               LIMIT_PARSERS, set())
+        str(user): _parse_keys(
+            doc, _mapping(doc, body, f"user_overrides.{user}"), f"user_overrides.{user}", LIMIT_PARSERS, set()
+        )
         for user, body in overrides_raw.items()
     }
-    policies = _parse_keys(doc, _mapping(doc, data.get("policies"), "policies"), "policies", POLICY_PARSERS, set())
+    policies = _parse_keys(
+        doc, _mapping(doc, data.get("policies"), "policies"), "policies", POLICY_PARSERS, set()
+    )
     return Config(
         source=doc.path,
         defaults=defaults,

@@ -53,11 +53,15 @@ class Context:
             return self.user
         target = lookup_user(name)
         if target.uid != self.user.uid and not self.is_admin:
-            raise PermissionDenied(f"only admins may act for another user ({name})",
-                                   hint="drop --user to act on your own resources")
+            raise PermissionDenied(
+                f"only admins may act for another user ({name})",
+                hint="drop --user to act on your own resources",
+            )
         return target
 
-    def log(self, event_type: str, container: str | None = None, *, user: str | None = None,
-            **details: Any) -> None:
-        log_event(self.config.paths.log_dir, event_type, user=user or self.user.name, container=container,
-                  **details)
+    def log(
+        self, event_type: str, container: str | None = None, *, user: str | None = None, **details: Any
+    ) -> None:
+        log_event(
+            self.config.paths.log_dir, event_type, user=user or self.user.name, container=container, **details
+        )

@@ -108,8 +108,9 @@ class Gateway:
             return dict(self.api.info())
 
     # -- containers -------------------------------------------------------------------------------
-    def containers(self, *, labels: list[str] | None = None, name: str | None = None,
-                   all: bool = True) -> list[ContainerSummary]:
+    def containers(
+        self, *, labels: list[str] | None = None, name: str | None = None, all: bool = True
+    ) -> list[ContainerSummary]:
         filters: dict[str, Any] = {}
         if labels:
             filters["label"] = labels
@@ -129,16 +130,34 @@ class Gateway:
         except NotFound:
             return None
 
-    def create(self, *, image: str, name: str, command: list[str] | None, labels: Mapping[str, str],
-               host_config: Mapping[str, Any], environment: Mapping[str, str] | None = None,
-               user: str | None = None, working_dir: str | None = None, hostname: str | None = None,
-               tty: bool = False) -> str:
+    def create(
+        self,
+        *,
+        image: str,
+        name: str,
+        command: list[str] | None,
+        labels: Mapping[str, str],
+        host_config: Mapping[str, Any],
+        environment: Mapping[str, str] | None = None,
+        user: str | None = None,
+        working_dir: str | None = None,
+        hostname: str | None = None,
+        tty: bool = False,
+    ) -> str:
         with engine_errors(f"create {name}"):
             hc = self.api.create_host_config(**host_config)
             result = self.api.create_container(
-                image=image, name=name, command=command, labels=dict(labels), host_config=hc,
-                environment=dict(environment or {}), user=user, working_dir=working_dir,
-                hostname=hostname, tty=tty, stdin_open=tty,
+                image=image,
+                name=name,
+                command=command,
+                labels=dict(labels),
+                host_config=hc,
+                environment=dict(environment or {}),
+                user=user,
+                working_dir=working_dir,
+                hostname=hostname,
+                tty=tty,
+                stdin_open=tty,
             )
         return str(result["Id"])
 
@@ -171,11 +190,19 @@ class Gateway:
             out = self.api.logs(ref, stream=True, follow=follow, tail=tail)
         return iter(out)
 
-    def exec(self, ref: str, cmd: list[str], *, user: str | None = None,
-             workdir: str | None = None, environment: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    def exec(
+        self,
+        ref: str,
+        cmd: list[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
         with engine_errors(f"exec in {ref}"):
-            ex = self.api.exec_create(ref, cmd, user=user or "", workdir=workdir,
-                                      environment=dict(environment or {}))
+            ex = self.api.exec_create(
+                ref, cmd, user=user or "", workdir=workdir, environment=dict(environment or {})
+            )
             output = self.api.exec_start(ex["Id"])
             code = self.api.exec_inspect(ex["Id"])["ExitCode"]
         return int(code or 0), bytes(output)
@@ -218,8 +245,13 @@ class Gateway:
         with engine_errors():
             raw = self.api.images(filters=filters)
         return [
-            ImageSummary(i["Id"], tuple(i.get("RepoTags") or ()), int(i.get("Size", 0)), int(i.get("Created", 0)),
-                         i.get("Labels") or {})
+            ImageSummary(
+                i["Id"],
+                tuple(i.get("RepoTags") or ()),
+                int(i.get("Size", 0)),
+                int(i.get("Created", 0)),
+                i.get("Labels") or {},
+            )
             for i in raw
         ]
 
@@ -234,13 +266,28 @@ class Gateway:
         with engine_errors(f"remove image {ref}"):
             self.api.remove_image(ref, force=force, noprune=False)
 
-    def build(self, *, path: str, dockerfile: str, tag: str, buildargs: Mapping[str, str],
-              labels: Mapping[str, str], nocache: bool = False) -> Iterator[dict[str, Any]]:
+    def build(
+        self,
+        *,
+        path: str,
+        dockerfile: str,
+        tag: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+        nocache: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Stream the legacy builder's JSON events (docker-py cannot drive BuildKit)."""
         with engine_errors(f"build {tag}"):
             stream = self.api.build(
-                path=path, dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs), labels=dict(labels),
-                nocache=nocache, rm=True, forcerm=True, decode=True,
+                path=path,
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=dict(buildargs),
+                labels=dict(labels),
+                nocache=nocache,
+                rm=True,
+                forcerm=True,
+                decode=True,
             )
             yield from stream
 
@@ -253,7 +300,7 @@ def connect(timeout: int = 120) -> Gateway:
     """A gateway to the engine at $DOCKER_HOST (or the system socket); Docker CLI contexts are ignored."""
     base_url = _socket()
     if base_url.startswith("unix://"):
-        sock = base_url[len("unix://"):]
+        sock = base_url[len("unix://") :]
         if not os.path.exists(sock):
             raise EngineUnavailable(f"cannot reach the Docker engine: no socket at {sock}", hint=ENGINE_HINT)
         if not os.access(sock, os.R_OK | os.W_OK):

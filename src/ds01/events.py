@@ -16,9 +16,7 @@ EVENT_TYPES = (
 )  # fmt: skip
 
 
-def log_event(
-    log_dir: Path, event_type: str, *, user: str, container: str | None, **details: Any
-) -> None:
+def log_event(log_dir: Path, event_type: str, *, user: str, container: str | None, **details: Any) -> None:
     record = {
         "timestamp": utc_now_iso(),
         "event_type": event_type,

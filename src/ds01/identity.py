@@ -76,7 +76,9 @@ def lookup_user(name: str) -> User:
     try:
         entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
     except KeyError:
-        raise NotFound(f"no Unix user named {name!r}", hint="check the spelling with `getent passwd`") from None
+        raise NotFound(
+            f"no Unix user named {name!r}", hint="check the spelling with `getent passwd`"
+        ) from None
     return _from_pwd(entry)
 
 

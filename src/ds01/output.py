@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, stdout: TextIO | None = None, stderr: TextIO | None = None):
+    def __init__(
+        self, *, json_mode: bool = False, stdout: TextIO | None = None, stderr: TextIO | None = None
+    ):
         self.json_mode = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -48,14 +50,20 @@ class Output:
         self.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         self.stdout.flush()
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
-              empty: str = "nothing to show") -> None:
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str | None = None,
+        empty: str = "nothing to show",
+    ) -> None:
         if not rows:
             self.info(empty)
             return
         from rich.table import Table
 
-        table = Table(title=title, header_style="bold", box=None if not self.stdout.isatty() else None)
+        table = Table(title=title, header_style="bold", box=None, pad_edge=False)
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:

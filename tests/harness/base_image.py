@@ -25,12 +25,26 @@ def _busybox() -> str:
 
 def rootfs_tar() -> bytes:
     busybox = _busybox()
-    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+    applets = subprocess.run(
+        [busybox, "--list-full"], capture_output=True, text=True, check=True
+    ).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d, mode in (("bin", 0o755), ("sbin", 0o755), ("usr", 0o755), ("usr/bin", 0o755),
-                        ("usr/sbin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700),
-                        ("workspace", 0o755), ("home", 0o755), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
+        for d, mode in (
+            ("bin", 0o755),
+            ("sbin", 0o755),
+            ("usr", 0o755),
+            ("usr/bin", 0o755),
+            ("usr/sbin", 0o755),
+            ("etc", 0o755),
+            ("tmp", 0o1777),
+            ("root", 0o700),
+            ("workspace", 0o755),
+            ("home", 0o755),
+            ("proc", 0o755),
+            ("sys", 0o755),
+            ("dev", 0o755),
+        ):
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
@@ -56,7 +70,9 @@ def import_base_image(docker_host: str) -> str:
     client = docker.DockerClient(base_url=docker_host, version="1.41")
     repo, tag = BASE_IMAGE.rsplit(":", 1)
     client.api.import_image_from_data(
-        rootfs_tar(), repository=repo, tag=tag,
+        rootfs_tar(),
+        repository=repo,
+        tag=tag,
         changes=['CMD ["/bin/sh"]', "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
     )
     client.close()

@@ -100,6 +100,8 @@ def stop_engine(engine: Engine) -> None:
     except ProcessLookupError:
         pass
     subprocess.run(["umount", "-R", str(engine.root / "exec")], capture_output=True)
-    subprocess.run(["bash", "-c", f"grep -o ' {engine.root}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l"],
-                   capture_output=True)
+    subprocess.run(
+        ["bash", "-c", f"grep -o ' {engine.root}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l"],
+        capture_output=True,
+    )
     shutil.rmtree(engine.root, ignore_errors=True)

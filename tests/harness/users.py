@@ -12,8 +12,18 @@ from pathlib import Path
 USER_GROUP = "ds01-testers"
 SUDOERS = Path("/etc/sudoers.d/ds01-tests")
 # The lab's rule: members may run ds01's commands as root; sudo sets SUDO_UID, which ds01 trusts as root.
-KEEP_ENV = ("DOCKER_HOST", "DS01_CONFIG", "DS01_STATE_DIR", "DS01_LOG_DIR", "DS01_GPU_BACKEND",
-            "DS01_GPU_INVENTORY", "DS01_DEBUG", "COLUMNS", "LD_LIBRARY_PATH", "DS01_NVML_LIBRARY")
+KEEP_ENV = (
+    "DOCKER_HOST",
+    "DS01_CONFIG",
+    "DS01_STATE_DIR",
+    "DS01_LOG_DIR",
+    "DS01_GPU_BACKEND",
+    "DS01_GPU_INVENTORY",
+    "DS01_DEBUG",
+    "COLUMNS",
+    "LD_LIBRARY_PATH",
+    "DS01_NVML_LIBRARY",
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,9 @@ def ensure_user(name: str) -> TestUser:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", USER_GROUP, name], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["useradd", "-m", "-s", "/bin/bash", "-G", USER_GROUP, name], check=True, capture_output=True
+        )
     entry = pwd.getpwnam(name)
     return TestUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
@@ -58,8 +69,15 @@ def remove_sudo_rule() -> None:
     SUDOERS.unlink(missing_ok=True)
 
 
-def run_as(user: TestUser | str, command: str, *args: str, sudo: bool = True, input: str | None = None,
-           env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_as(
+    user: TestUser | str,
+    command: str,
+    *args: str,
+    sudo: bool = True,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run a ds01 console script as a real Unix user: through sudo (the lab's way) or directly."""
     name = user if isinstance(user, str) else user.name
     exe = str(bin_dir() / command)

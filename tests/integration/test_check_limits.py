@@ -23,10 +23,19 @@ def test_check_limits_json_matches_the_contract_for_a_real_user(ds01_home, engin
     assert report["usage"] == {"gpu_equivalents": 0.0, "gpu_slots": 0, "containers": 0}
 
 
-def test_usage_counts_the_users_labelled_containers_and_gpus(ds01_home, engine_clean, base_image_ref, unix_users):
+def test_usage_counts_the_users_labelled_containers_and_gpus(
+    ds01_home, engine_clean, base_image_ref, unix_users
+):
     bob = unix_users["bob"]
-    labels = {"ds01.managed": "true", "ds01.user": bob.name, "ds01.uid": str(bob.uid), "ds01.project": "p",
-              "ds01.gpu.slots": "2.1", "ds01.gpu.uuids": "MIG-x", "ds01.gpu.gpueq": "0.2857"}
+    labels = {
+        "ds01.managed": "true",
+        "ds01.user": bob.name,
+        "ds01.uid": str(bob.uid),
+        "ds01.project": "p",
+        "ds01.gpu.slots": "2.1",
+        "ds01.gpu.uuids": "MIG-x",
+        "ds01.gpu.gpueq": "0.2857",
+    }
     engine_clean.containers.create(base_image_ref, ["true"], name=f"p._.{bob.uid}", labels=labels)
     result = run_as(bob, "check-limits", "--json")
     assert result.returncode == 0, result.stderr
@@ -46,13 +55,15 @@ def test_root_is_admin_and_may_ask_for_any_user(ds01_home, engine_clean, unix_us
     from pathlib import Path
 
     exe = Path(sys.executable).parent / "check-limits"
-    result = subprocess.run([str(exe), "--user", unix_users["bob"].name, "--json"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(exe), "--user", unix_users["bob"].name, "--json"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["user"] == unix_users["bob"].name
 
 
 def test_forged_sudo_uid_from_a_non_root_process_is_ignored(ds01_home, engine_clean, unix_users):
-    # Direct run (no sudo): the user is not root, so SUDO_UID=0 must not make them root; the socket refuses them.
+    # Direct run (no sudo): not root, so SUDO_UID=0 must not make them root; the socket refuses them.
     result = run_as(unix_users["alice"], "check-limits", "--json", sudo=False, env={"SUDO_UID": "0"})
     assert result.returncode == 6, result.stderr
     assert "permission denied on the Docker socket" in result.stderr and "sudo" in result.stderr

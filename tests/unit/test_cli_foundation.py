@@ -16,7 +16,9 @@ def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     import os
 
     full = dict(os.environ, **(env or {}))
-    return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=full, timeout=60)
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=full, timeout=60
+    )
 
 
 def test_version():
@@ -44,12 +46,17 @@ def test_unknown_option_is_a_usage_error():
 
 @pytest.mark.parametrize("json_flag", [False, True])
 def test_engine_unreachable_exits_6_with_a_hint_and_no_traceback(tmp_path, json_flag):
-    env = {"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock", "DS01_LOG_DIR": str(tmp_path),
-           "DS01_STATE_DIR": str(tmp_path)}
+    env = {
+        "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock",
+        "DS01_LOG_DIR": str(tmp_path),
+        "DS01_STATE_DIR": str(tmp_path),
+    }
     result = run("check-limits", *(["--json"] if json_flag else []), env=env)
     assert result.returncode == 6
     assert "Traceback" not in result.stderr + result.stdout
-    assert "cannot reach the Docker engine" in result.stderr and "is the Docker daemon running" in result.stderr
+    assert (
+        "cannot reach the Docker engine" in result.stderr and "is the Docker daemon running" in result.stderr
+    )
     if json_flag:
         assert json.loads(result.stdout)["error"]["code"] == "engine_unavailable"
 
@@ -83,8 +90,12 @@ def test_event_log_lines_are_whole_json_under_concurrent_writers(tmp_path):
     from ds01.events import log_event, read_events
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: log_event(tmp_path, "create", user="u", container=f"c{i}", n=i, pad="x" * 3000),
-                      range(200)))
+        list(
+            pool.map(
+                lambda i: log_event(tmp_path, "create", user="u", container=f"c{i}", n=i, pad="x" * 3000),
+                range(200),
+            )
+        )
     events = read_events(tmp_path)
     assert len(events) == 200 and {e["details"]["n"] for e in events} == set(range(200))
     assert set(events[0]) == {"timestamp", "event_type", "user", "container", "details"}

@@ -11,7 +11,9 @@ from ds01.errors import ExitCode, InvalidName
 from ds01.identity import acting_uid
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("My Thesis", "my-thesis"), ("exp_1.2", "exp_1.2"), ("a", "a")])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("My Thesis", "my-thesis"), ("exp_1.2", "exp_1.2"), ("a", "a")]
+)
 def test_names_are_normalised(raw, expected):
     assert naming.normalise_name(raw) == expected
 
@@ -43,8 +45,10 @@ def test_ldap_usernames_are_sanitised_safely_and_stably():
     assert naming.sanitise_username(long) != naming.sanitise_username(long.replace("on@", "no@"))
 
 
-@pytest.mark.parametrize(("text", "n"), [("32g", 32 * 1024**3), ("512m", 512 * 1024**2), ("1.5g", 1610612736),
-                                         (4096, 4096), ("64k", 65536)])
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [("32g", 32 * 1024**3), ("512m", 512 * 1024**2), ("1.5g", 1610612736), (4096, 4096), ("64k", 65536)],
+)
 def test_sizes_parse(text, n):
     assert units.parse_size(text) == n
 

@@ -37,8 +37,12 @@ def _dir_check(name: str, path: Path, user: User) -> Check:
     if _writable(path):
         return Check(name, "ok", f"{path} is writable")
     if not user.is_root:
-        return Check(name, "warning", f"{path} is not writable by {user.name}",
-                     "run ds01 through the lab's sudo rule, or set DS01_STATE_DIR / DS01_LOG_DIR")
+        return Check(
+            name,
+            "warning",
+            f"{path} is not writable by {user.name}",
+            "run ds01 through the lab's sudo rule, or set DS01_STATE_DIR / DS01_LOG_DIR",
+        )
     return Check(name, "failure", f"{path} is not writable", f"mkdir -p {path} && chmod 755 {path}")
 
 
@@ -51,24 +55,38 @@ def _engine_checks(config: Config) -> list[Check]:
         info = gateway.info()
     except Ds01Error as err:
         return [Check("docker engine", "failure", err.message, err.hint or "")]
-    checks = [Check("docker engine", "ok", f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")]
+    checks = [
+        Check("docker engine", "ok", f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")
+    ]
     runtime = info.get("DefaultRuntime", "runc")
     if runtime == "nvidia":
-        checks.append(Check("default runtime", "warning", "the default runtime is nvidia: a plain `docker run` "
-                            "sees every GPU", "ds01 passes NVIDIA_VISIBLE_DEVICES=void to CPU-only containers; "
-                            "remove default-runtime from /etc/docker/daemon.json to close the hole for others"))
+        checks.append(
+            Check(
+                "default runtime",
+                "warning",
+                "the default runtime is nvidia: a plain `docker run` sees every GPU",
+                "ds01 passes NVIDIA_VISIBLE_DEVICES=void to CPU-only containers; "
+                "remove default-runtime from /etc/docker/daemon.json to close the hole for others",
+            )
+        )
     else:
         checks.append(Check("default runtime", "ok", f"default runtime is {runtime}"))
     privileged = []
-    for c in gateway.containers(all=False):
+    for c in gateway.containers(all=True):  # a created one is privileged the moment it starts
         host = gateway.inspect(c.id).get("HostConfig", {})
         if host.get("Privileged") or "SYS_ADMIN" in (host.get("CapAdd") or []):
-            privileged.append(c.name)
+            privileged.append(f"{c.name} ({c.state})")
     if privileged:
-        checks.append(Check("privileged containers", "warning", f"running privileged: {', '.join(privileged)}",
-                            "stop them or recreate them without --privileged / SYS_ADMIN"))
+        checks.append(
+            Check(
+                "privileged containers",
+                "warning",
+                f"privileged: {', '.join(privileged)}",
+                "remove them and recreate them without --privileged / SYS_ADMIN",
+            )
+        )
     else:
-        checks.append(Check("privileged containers", "ok", "none running"))
+        checks.append(Check("privileged containers", "ok", "none"))
     return checks
 
 
@@ -77,11 +95,19 @@ def _gpu_check(config: Config) -> Check:
 
     inventory = probe_inventory(config.gpu)
     if inventory.backend == "none":
-        return Check("gpus", "warning", inventory.notice or "no GPU backend: CPU-only containers only",
-                     "install the NVIDIA driver, or set gpu.backend: simulated for demos")
+        return Check(
+            "gpus",
+            "warning",
+            inventory.notice or "no GPU backend: CPU-only containers only",
+            "install the NVIDIA driver, or set gpu.backend: simulated for demos",
+        )
     driver = f", driver {inventory.driver_version}" if inventory.driver_version else ""
-    return Check("gpus", "ok", f"{inventory.backend}: {len(inventory.gpus)} GPUs, "
-                 f"{len(inventory.slots())} slots, {inventory.total_gpueq:g} gpueq{driver}")
+    return Check(
+        "gpus",
+        "ok",
+        f"{inventory.backend}: {len(inventory.gpus)} GPUs, "
+        f"{len(inventory.slots())} slots, {inventory.total_gpueq:g} gpueq{driver}",
+    )
 
 
 def _docker_group_check() -> Check:
@@ -90,8 +116,12 @@ def _docker_group_check() -> Check:
     except KeyError:
         return Check("docker group", "ok", "no docker group on this host")
     if members:
-        return Check("docker group", "warning", f"in the docker group (root-equivalent, bypass quotas): "
-                     f"{', '.join(members)}", "remove them (gpasswd -d USER docker) and use the ds01 sudo rule")
+        return Check(
+            "docker group",
+            "warning",
+            f"in the docker group (root-equivalent, bypass quotas): {', '.join(members)}",
+            "remove them (gpasswd -d USER docker) and use the ds01 sudo rule",
+        )
     return Check("docker group", "ok", "the docker group is empty")
 
 

@@ -18,8 +18,10 @@ def limits_report(ctx: Context, user: User) -> dict[str, Any]:
     gateway = ctx.gateway
     containers = managed_containers(gateway)
     usage = user_usage(gpu_holdings(gateway, ctx.config, containers=containers), containers, user.uid)
-    limits = {k: (units.format_size(v) if k in SIZE_KEYS and v is not None else v)
-              for k, v in asdict(resolved.limits).items()}
+    limits = {
+        k: (units.format_size(v) if k in SIZE_KEYS and v is not None else v)
+        for k, v in asdict(resolved.limits).items()
+    }
     return {
         "user": resolved.user,
         "uid": resolved.uid,

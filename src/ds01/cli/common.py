@@ -41,9 +41,12 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # an unexpected bug: say so in one line unless debugging
             if os.environ.get("DS01_DEBUG"):
                 raise
-            err = Ds01Error(f"internal error: {type(exc).__name__}: {exc}",
-                            hint="re-run with DS01_DEBUG=1 for the traceback and report it")
-            out.error(err)
+            out.error(
+                Ds01Error(
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    hint="re-run with DS01_DEBUG=1 for the traceback and report it",
+                )
+            )
             raise typer.Exit(int(ExitCode.FAILURE)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -82,7 +85,10 @@ def new_app(name: str, help: str) -> typer.Typer:
 
 def single_command(fn: Callable[..., Any], prog_name: str) -> None:
     """Run one command function as its own console script (`container-deploy`, ...)."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                      context_settings={"help_option_names": ["-h", "--help"]})
+    app = typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
     app.command()(fn)
     app(prog_name=prog_name)

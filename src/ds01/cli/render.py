@@ -39,7 +39,9 @@ def _limit_value(key: str, value: Any) -> str:
 def render_limits(out: Output, report: dict[str, Any]) -> None:
     usage = report["usage"]
     role = " (admin)" if report["admin"] else ""
-    out.say(f"[bold]{report['user']}[/bold] (uid {report['uid']}), group [bold]{report['group']}[/bold]{role}")
+    out.say(
+        f"[bold]{report['user']}[/bold] (uid {report['uid']}), group [bold]{report['group']}[/bold]{role}"
+    )
     rows = []
     for key, value in report["limits"].items():
         now = ""
@@ -53,10 +55,15 @@ def render_limits(out: Output, report: dict[str, Any]) -> None:
 
 
 def render_checks(out: Output, checks: Sequence[Any]) -> None:
-    marks = {"ok": "[green]ok[/green]", "warning": "[yellow]warning[/yellow]", "failure": "[red]failure[/red]"}
-    rows = [(c.name, marks[c.status], c.detail, c.fix) for c in checks]
+    marks = {
+        "ok": "[green]ok[/green]",
+        "warning": "[yellow]warning[/yellow]",
+        "failure": "[red]failure[/red]",
+    }
+    from rich.markup import escape
     from rich.table import Table
 
+    rows = [(c.name, marks[c.status], escape(c.detail), escape(c.fix)) for c in checks]
     table = Table(header_style="bold")
     for col in ("check", "status", "detail", "how to fix"):
         table.add_column(col, overflow="fold")
