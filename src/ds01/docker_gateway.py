@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -294,6 +294,49 @@ class Gateway:
     def import_image(self, data: bytes, *, repository: str, tag: str, changes: list[str]) -> None:
         with engine_errors(f"import {repository}:{tag}"):
             self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
+
+    # -- builds from a prepared context, image users, imports from a file -------------------------
+    def build_archive(self, context: IO[bytes], *, dockerfile: str, tag: str, buildargs: Mapping[str, str],
+                      labels: Mapping[str, str], nocache: bool = False) -> Iterator[dict[str, Any]]:
+        """Like `build`, from a context archive made by `context_archive` (read with the user's rights)."""
+        with engine_errors(f"build {tag}"):
+            stream = self.api.build(
+                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs),
+                labels=dict(labels), nocache=nocache, rm=True, forcerm=True, decode=True,
+            )
+            yield from stream
+
+    def containers_using(self, image_id: str) -> list[ContainerSummary]:
+        """Every container (any state) created from this image or an image built on it."""
+        with engine_errors(f"image {image_id}"):
+            raw = self.api.containers(all=True, filters={"ancestor": image_id})
+        return [_summary(c) for c in raw]
+
+    def import_image_file(self, path: str, *, repository: str, tag: str, changes: list[str]) -> None:
+        """`docker import` of a root filesystem tar on disk, streamed (a Debian rootfs is ~300 MB)."""
+        with engine_errors(f"import {repository}:{tag}"):
+            self.api.import_image_from_file(path, repository=repository, tag=tag, changes=changes)
+
+
+def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
+    """The build context docker-py would send for `path` (honouring `.dockerignore`) and the Dockerfile's
+    name inside it. Call it with the owner's rights so the archive holds only what they may read."""
+    from docker.utils import build as build_utils
+    from docker.utils import tar
+
+    ignore = os.path.join(path, ".dockerignore")
+    exclude = None
+    if os.path.exists(ignore):
+        with open(ignore) as f:
+            exclude = [x.strip() for x in f.read().splitlines() if x.strip() and not x.strip().startswith("#")]
+    name, extra = build_utils.process_dockerfile(dockerfile, path)
+    try:
+        archive = tar(path, exclude=exclude, dockerfile=(name, extra), gzip=False)
+    except OSError as exc:
+        raise OperationFailed(f"cannot read the build context {path}: {exc}",
+                              hint="every file in the project folder must be readable by you") from exc
+    return archive, str(name)
+
 
 
 def connect(timeout: int = 120) -> Gateway:
