@@ -338,7 +338,6 @@ def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
     return archive, str(name)
 
 
-
 def connect(timeout: int = 120) -> Gateway:
     """A gateway to the engine at $DOCKER_HOST (or the system socket); Docker CLI contexts are ignored."""
     base_url = _socket()
