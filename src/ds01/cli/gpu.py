@@ -2,6 +2,79 @@
 
 from __future__ import annotations
 
-from ds01.cli.common import new_app
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ds01.cli.common import JsonOpt, handle_errors, new_app
+
+if TYPE_CHECKING:
+    from ds01.output import Output
 
 app = new_app("gpu", "GPUs and MIG slices: who holds what.")
+
+FreeOpt = Annotated[bool, typer.Option("--free", help="Show only free slots (and ones ready to reclaim).")]
+
+
+@app.command("status")
+@handle_errors
+def status(json_out: JsonOpt = False, free: FreeOpt = False) -> None:
+    """Show every GPU slot (whole GPU or MIG slice) with its holder, or free.
+
+    A stopped container keeps its slot for its owner's GPU hold, then the slot is reclaimable.
+
+    Examples:
+      gpu-status
+      gpu-status --free
+      gpu-status --json | jq '.slots[] | select(.holder == null) | .id'
+    """
+    from ds01.atomic.gpu_status import gpu_status
+    from ds01.config import load_config
+    from ds01.output import Output
+
+    out = Output(json_mode=json_out)
+    report = gpu_status(load_config(), free_only=free)
+    if json_out:
+        out.json(report)
+        return
+    _render(out, report, free)
+
+
+def _render(out: Output, report: dict[str, Any], free: bool) -> None:
+    if report["notice"]:
+        out.warn(report["notice"])
+    rows = [_row(s) for s in report["slots"]]
+    driver = f", driver {report['driver_version']}" if report["driver_version"] else ""
+    out.table(
+        ("slot", "kind", "profile", "gpueq", "holder", "status", "since", "util", "procs"),
+        rows,
+        title=f"GPU slots ({report['backend']} backend{driver})",
+        empty="no free GPU slot" if free else "no GPU slots on this host",
+    )
+    for gpu in report["unusable_gpus"]:
+        out.warn(f"GPU {gpu['index']} ({gpu['name']}): {gpu['reason']}; it gives out nothing")
+    totals = report["totals"]
+    out.say(
+        f"allocated {totals['allocated_gpueq']:g} of {totals['gpueq']:g} gpueq, {totals['free_gpueq']:g} free"
+    )
+
+
+def _row(slot: dict[str, Any]) -> tuple[Any, ...]:
+    holder = slot["holder"]
+    util = slot["utilization"]
+    who = status = since = None
+    if holder:
+        who = f"{holder['user']}/{holder['container']}"
+        status = holder["status"] + (" (reclaimable)" if holder["reclaimable"] else "")
+        since = holder["since"].replace("T", " ").removesuffix("Z")
+    return (
+        slot["id"],
+        slot["kind"],
+        slot["profile"] or "full",
+        f"{slot['gpueq']:.3g}",
+        who or "free",
+        status,
+        since,
+        "n/a" if util is None else f"{util:g}%",
+        slot["processes"],
+    )

@@ -82,6 +82,7 @@ class Holding:
     status: str
     since: str
     reclaimable: bool = False
+    container_id: str = ""
 
 
 @dataclass(frozen=True)
