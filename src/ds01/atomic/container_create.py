@@ -1,0 +1,205 @@
+"""`container-create`: a labelled, limited container of the user's project, with its GPUs reserved race-free.
+
+The order matters: the engine is reached first (so a user without the sudo rule gets exit 6 before anything
+is touched), everything the user can get wrong is checked before the GPU lock, and the container is created
+inside the reservation so no other command can take the same slot meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ds01 import naming
+from ds01.atomic.container_spec import DATA_DIR, IDLE_COMMAND, WORKDIR, ContainerSpec, Mount, limit_args
+from ds01.atomic.container_view import ContainerView, list_entry
+from ds01.atomic.gpu_reservation import Reservation, reserve_gpus
+from ds01.atomic.host_paths import check_data_dir, create_dirs, resolve_workspace
+from ds01.context import Context
+from ds01.docker_gateway import Gateway
+from ds01.errors import NotFound, OperationFailed, QuotaExceeded, UsageError
+from ds01.gpu.attach import Attachment
+from ds01.gpu.model import Allocation
+from ds01.identity import User
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    name: str
+    image: str | None = None
+    gpus: int | None = None
+    mig_profile: str | None = None
+    cpu_only: bool = False
+    workspace: Path | None = None
+    data: Path | None = None
+    command: tuple[str, ...] | None = None  # None: stay idle; (): the image's own CMD
+    interface: str = "atomic"
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    spec: ContainerSpec
+    allocation: Allocation
+    entry: dict[str, Any]
+    container_id: str | None  # None on a dry run
+    workspace_created: bool
+
+
+def gpu_request(req: CreateRequest) -> int:
+    """How many slots to ask for: CPU-only unless --gpus or --mig-profile says otherwise."""
+    if req.gpus is not None and req.gpus < 0:
+        raise UsageError(f"--gpus {req.gpus}: a count cannot be negative", hint="use e.g. --gpus 1")
+    if req.cpu_only and (req.gpus or req.mig_profile):
+        raise UsageError("--cpu-only cannot be combined with --gpus or --mig-profile", hint="pick one")
+    if req.cpu_only:
+        return 0
+    if req.mig_profile and not req.gpus:
+        return 1
+    return req.gpus or 0
+
+
+def resolve_image(gateway: Gateway, image: str | None, name: str, owner: User) -> str:
+    if image:
+        if gateway.image_inspect(image) is None:
+            raise NotFound(
+                f"image {image!r} is not on this host",
+                hint="see image-list, or build one with image-create NAME",
+            )
+        return image
+    own = naming.image_name(name, owner.uid)
+    if gateway.image_inspect(own) is None:
+        raise NotFound(
+            f"project {name!r} has no image yet ({own})",
+            hint=f"build it with `image-create {name}`, or pass --image IMG",
+        )
+    return own
+
+
+def _command(req: CreateRequest) -> tuple[str, ...] | None:
+    if req.command is None:
+        return IDLE_COMMAND
+    return req.command or None
+
+
+def _environment(ctx: Context, gpu_env: dict[str, str]) -> dict[str, str]:
+    env = dict(ctx.config.containers.env)
+    env.update(gpu_env)
+    return env
+
+
+def build_spec(
+    ctx: Context,
+    owner: User,
+    *,
+    name: str,
+    image: str,
+    workspace: Path,
+    data: Path | None,
+    command: tuple[str, ...] | None,
+    interface: str,
+    gpu_labels: dict[str, str],
+    gpu_ids: tuple[str, ...],
+    gpu_env: dict[str, str],
+) -> ContainerSpec:
+    labels = naming.base_labels(
+        user=owner.name, uid=owner.uid, project=name, interface=interface, workspace=str(workspace)
+    )
+    labels.update(gpu_labels)
+    mounts = [Mount(str(workspace), WORKDIR)]
+    if data is not None:
+        mounts.append(Mount(str(data), DATA_DIR, read_only=True))
+    lim = limit_args(ctx.limits_for(owner).limits)
+    defaults = ctx.config.containers
+    return ContainerSpec(
+        image=image,
+        name=naming.container_name(name, owner.uid),
+        hostname=name,
+        user=f"{owner.uid}:{owner.gid}",
+        command=command,
+        labels=labels,
+        environment=_environment(ctx, gpu_env),
+        mounts=tuple(mounts),
+        network=defaults.network,
+        init=defaults.init,
+        nano_cpus=lim.nano_cpus,
+        mem_limit=lim.mem_limit,
+        memswap_limit=lim.memswap_limit,
+        shm_size=lim.shm_size,
+        pids_limit=lim.pids_limit,
+        gpu_device_ids=gpu_ids,
+    )
+
+
+class _DryRun(Exception):
+    """Leaves the reservation by an exception, so nothing is logged as allocated."""
+
+    def __init__(self, result: CreateResult) -> None:
+        self.result = result
+
+
+def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: bool = False) -> CreateResult:
+    if req.interface not in naming.INTERFACES:
+        raise UsageError(f"unknown interface {req.interface!r}")
+    name = naming.normalise_name(req.name)
+    gpus = gpu_request(req)
+    gateway = ctx.gateway  # first contact: no engine (or no sudo) is exit 6 before anything is touched
+    docker_name = naming.container_name(name, owner.uid)
+    if gateway.find(docker_name) is not None:
+        raise OperationFailed(
+            f"{owner.name} already has a container named {name!r}",
+            hint=f"start it with container-start {name}, or remove it first",
+        )
+    image = resolve_image(gateway, req.image, name, owner)
+    root = ctx.config.paths.workspace_root_for(owner.name, owner.uid, owner.home)
+    workspace, missing = resolve_workspace(
+        owner, req.workspace or root / name, root=None if req.workspace else root
+    )
+    data = check_data_dir(owner, req.data) if req.data else None
+    limits = ctx.limits_for(owner).limits
+    try:
+        with reserve_gpus(ctx, owner, gpus=gpus, mig_profile=req.mig_profile, container=docker_name) as r:
+            _check_count(ctx, owner, r, limits.max_containers_per_user, docker_name)
+            ids, env = _attachment(r.attachment)
+            spec = build_spec(ctx, owner, name=name, image=image, workspace=workspace, data=data,
+                              command=_command(req), interface=req.interface, gpu_labels=dict(r.labels),
+                              gpu_ids=ids, gpu_env=env)  # fmt: skip
+            known = {s.uuid: s for s in r.allocation.slots}
+            if dry_run:
+                view = ContainerView("", spec.name, "created", image, spec.labels)
+                raise _DryRun(CreateResult(spec, r.allocation, list_entry(view, known), None, bool(missing)))
+            create_dirs(owner, missing)
+            cid = _create(gateway, spec)
+    except _DryRun as dry:
+        return dry.result
+    ctx.log("create", spec.name, user=owner.name, image=image, interface=req.interface,
+            gpus=r.allocation.slot_ids, gpueq=r.allocation.gpueq, workspace=str(workspace),
+            **({"by": ctx.user.name} if owner.uid != ctx.user.uid else {}))  # fmt: skip
+    view = ContainerView(cid, spec.name, "created", image, spec.labels)
+    return CreateResult(spec, r.allocation, list_entry(view, known), cid, bool(missing))
+
+
+def _check_count(ctx: Context, owner: User, r: Reservation, limit: int | None, container: str) -> None:
+    try:
+        r.check_container_limit(owner.name, limit)
+    except QuotaExceeded as err:
+        ctx.log("reject", container, user=owner.name, code=err.code, reason=err.message)
+        raise
+
+
+def _create(gateway: Gateway, spec: ContainerSpec) -> str:
+    return gateway.create(
+        image=spec.image,
+        name=spec.name,
+        command=list(spec.command) if spec.command else None,
+        labels=spec.labels,
+        host_config=spec.host_config(),
+        environment=spec.environment,
+        user=spec.user,
+        working_dir=spec.working_dir,
+        hostname=spec.hostname,
+    )
+
+
+def _attachment(attachment: Attachment) -> tuple[tuple[str, ...], dict[str, str]]:
+    return tuple(attachment.device_ids), dict(attachment.env)

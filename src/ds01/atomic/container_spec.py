@@ -1,0 +1,149 @@
+"""What a ds01 container is made of, built once and turned into engine arguments or a `docker create` line."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ds01 import units
+from ds01.config import Limits
+
+# The main process only keeps the container alive (work happens through attach, run and exec); under
+# docker-init it ends at once on stop. Both coreutils and busybox `sleep` accept `infinity`.
+IDLE_COMMAND = ("sleep", "infinity")
+WORKDIR = "/workspace"
+DATA_DIR = "/data"
+SECURITY_OPTS = ("no-new-privileges",)
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    name: str
+    hostname: str
+    user: str
+    command: tuple[str, ...] | None
+    labels: Mapping[str, str]
+    environment: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+    network: str
+    init: bool
+    nano_cpus: int | None = None
+    mem_limit: int | None = None
+    memswap_limit: int | None = None
+    shm_size: int | None = None
+    pids_limit: int | None = None
+    gpu_device_ids: tuple[str, ...] = ()
+    working_dir: str = WORKDIR
+    security_opt: tuple[str, ...] = field(default=SECURITY_OPTS)
+
+    def host_config(self) -> dict[str, Any]:
+        """Keyword arguments for the engine's HostConfig (never privileged, no added capabilities)."""
+        hc: dict[str, Any] = {
+            "binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in self.mounts],
+            "network_mode": self.network,
+            "init": self.init,
+            "privileged": False,
+            "security_opt": list(self.security_opt),
+        }
+        for key in ("nano_cpus", "mem_limit", "memswap_limit", "shm_size", "pids_limit"):
+            value = getattr(self, key)
+            if value is not None:
+                hc[key] = value
+        if self.gpu_device_ids:
+            from ds01.docker_gateway import gpu_device_request
+
+            hc["device_requests"] = [gpu_device_request(list(self.gpu_device_ids))]
+        return hc
+
+    def docker_create_argv(self) -> list[str]:
+        """The equivalent `docker create` command line, for --dry-run and the benchmark."""
+        argv = [
+            "docker",
+            "create",
+            "--name",
+            self.name,
+            "--hostname",
+            self.hostname,
+            "--user",
+            self.user,
+            "--workdir",
+            self.working_dir,
+            "--network",
+            self.network,
+        ]
+        if self.init:
+            argv.append("--init")
+        for opt in self.security_opt:
+            argv += ["--security-opt", opt]
+        for m in self.mounts:
+            argv += ["--volume", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
+        for key, value in self.environment.items():
+            argv += ["--env", f"{key}={value}"]
+        for key, value in self.labels.items():
+            argv += ["--label", f"{key}={value}"]
+        argv += _limit_flags(self)
+        if self.gpu_device_ids:
+            argv += ["--gpus", f'"device={",".join(self.gpu_device_ids)}"']
+        argv.append(self.image)
+        argv += list(self.command or ())
+        return argv
+
+    def docker_create_line(self) -> str:
+        return shlex.join(self.docker_create_argv())
+
+
+def _limit_flags(spec: ContainerSpec) -> list[str]:
+    flags = []
+    if spec.nano_cpus is not None:
+        flags += ["--cpus", f"{spec.nano_cpus / 1e9:g}"]
+    if spec.mem_limit is not None:
+        flags += ["--memory", f"{spec.mem_limit}b"]
+    if spec.memswap_limit is not None:
+        flags += ["--memory-swap", f"{spec.memswap_limit}b"]
+    if spec.shm_size is not None:
+        flags += ["--shm-size", f"{spec.shm_size}b"]
+    if spec.pids_limit is not None:
+        flags += ["--pids-limit", str(spec.pids_limit)]
+    return flags
+
+
+@dataclass(frozen=True)
+class LimitArgs:
+    nano_cpus: int | None
+    mem_limit: int | None
+    memswap_limit: int | None
+    shm_size: int | None
+    pids_limit: int | None
+
+
+def limit_args(limits: Limits, host_cpus: int | None = None) -> LimitArgs:
+    """The user's resolved limits as engine values; CPUs capped at the host's (the engine refuses more)."""
+    cpus = limits.max_cpus
+    host_cpus = host_cpus or os.cpu_count() or 1
+    nano = int(min(cpus, host_cpus) * 1e9) if cpus else None
+    memory = limits.memory
+    # A swap limit needs a memory limit, and may not be below it.
+    swap = max(limits.memory_swap, memory) if memory is not None and limits.memory_swap is not None else None
+    return LimitArgs(nano, memory, swap, limits.shm_size, limits.pids_limit)
+
+
+def describe_limits(args: LimitArgs) -> str:
+    parts = []
+    if args.nano_cpus:
+        parts.append(f"{args.nano_cpus / 1e9:g} CPUs")
+    if args.mem_limit is not None:
+        parts.append(f"{units.format_size(args.mem_limit)} memory")
+    if args.shm_size is not None:
+        parts.append(f"{units.format_size(args.shm_size)} /dev/shm")
+    return ", ".join(parts) or "no limits"
