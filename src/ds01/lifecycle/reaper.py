@@ -1,0 +1,464 @@
+"""One reaper pass over every ds01 container, and the loop that repeats it.
+
+A pass lists only containers labelled `ds01.managed=true`, inspects them in parallel, samples the running
+GPU containers in one go, decides (idle.py, policy.py), and then, unless it is a dry run, warns, stops,
+removes and records. Every action is an event with its reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ds01 import naming
+from ds01.atomic.holdings import gpu_holdings, parse_time
+from ds01.config import Limits
+from ds01.errors import Ds01Error, NotFound
+from ds01.identity import User, lookup_user
+from ds01.lifecycle import notify
+from ds01.lifecycle.clock import Clock, iso
+from ds01.lifecycle.decision import (
+    CLEANUP,
+    ERROR,
+    IDLE_STOP,
+    IDLE_WARNING,
+    NONE,
+    RUNTIME_STOP,
+    RUNTIME_WARNING,
+    STOPS,
+    Decision,
+)
+from ds01.lifecycle.idle import IdleInputs, in_grace, judge_idle
+from ds01.lifecycle.policy import Demand, demand, judge_created, judge_runtime, judge_stopped
+from ds01.lifecycle.signals import Activity, container_pids, gather_activity, gpu_slots, read_slots
+from ds01.lifecycle.state import ContainerState, StateStore
+from ds01.limits import resolve_limits
+
+if TYPE_CHECKING:
+    from ds01.context import Context
+    from ds01.docker_gateway import ContainerSummary, Gateway
+    from ds01.gpu.model import Inventory
+
+
+@dataclass(frozen=True)
+class ReaperOptions:
+    dry_run: bool = False
+    sample_s: float = 1.0  # CPU sampling window, real seconds
+    use_cgroups: bool = True  # False: ask the engine (stats, top) even when the cgroup files are readable
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One container as this pass sees it."""
+
+    summary: ContainerSummary
+    details: dict[str, Any]
+    owner: User
+    limits: Limits
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    @property
+    def labels(self) -> Any:
+        return self.summary.labels
+
+    @property
+    def status(self) -> str:
+        return str(self.details.get("State", {}).get("Status") or self.summary.state)
+
+    @property
+    def started_raw(self) -> str:
+        return str(self.details.get("State", {}).get("StartedAt") or "")
+
+    @property
+    def started_at(self) -> datetime | None:
+        return parse_time(self.started_raw)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return parse_time(str(self.details.get("State", {}).get("FinishedAt") or ""))
+
+    @property
+    def created_at(self) -> datetime | None:
+        return parse_time(str(self.details.get("Created") or "")) or (
+            datetime.fromtimestamp(self.summary.created, UTC) if self.summary.created else None
+        )
+
+    @property
+    def pid(self) -> int:
+        return int(self.details.get("State", {}).get("Pid") or 0)
+
+    @property
+    def workspace(self) -> str | None:
+        return self.labels.get(naming.LABEL_WORKSPACE) or None
+
+    @property
+    def holds_gpu(self) -> bool:
+        return bool(gpu_slots(self.labels))
+
+    @property
+    def short_name(self) -> str:
+        return naming.split_container_name(self.summary.name)[0]
+
+
+@dataclass
+class Entry:
+    seen: Seen
+    decision: Decision
+    done: bool = False
+    error: str | None = None
+    delivered: notify.Delivery | None = None
+    exit_code: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.seen
+        out: dict[str, Any] = {
+            "container": s.summary.name,
+            "name": s.short_name,
+            "id": s.id[:12],
+            "user": s.owner.name,
+            "uid": s.owner.uid,
+            "status": s.status,
+            "action": self.decision.action,
+            "reason": self.decision.reason,
+            "values": self.decision.values,
+            "done": self.done,
+        }
+        if self.decision.level is not None:
+            out["level"] = self.decision.level
+        if self.delivered is not None:
+            out["delivered"] = self.delivered.as_dict()
+        if self.exit_code is not None:
+            out["exit_code"] = self.exit_code
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class PassReport:
+    at: datetime
+    dry_run: bool
+    demand: Demand | None
+    entries: list[Entry] = field(default_factory=list)
+    gpu_notice: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def actions(self) -> list[Entry]:
+        return [e for e in self.entries if e.decision.acts]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "dry_run": self.dry_run,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "checked": len({e.seen.id for e in self.entries}),
+            "demand": self.demand.as_dict() if self.demand else None,
+            "gpu_notice": self.gpu_notice,
+            "actions": [e.as_dict() for e in self.actions],
+            "containers": [e.as_dict() for e in self.entries],
+        }
+
+
+# -- looking ---------------------------------------------------------------------------------------------
+class _Owners:
+    """Owners and their resolved limits, looked up once per uid per pass."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cache: dict[str, tuple[User, Limits]] = {}
+
+    def get(self, labels: Any) -> tuple[User, Limits]:
+        uid = str(labels.get(naming.LABEL_UID, ""))
+        if uid not in self.cache:
+            name = str(labels.get(naming.LABEL_USER, "") or uid or "unknown")
+            try:
+                user = lookup_user(uid) if uid.isdigit() else lookup_user(name)
+            except NotFound:  # an account gone from the host: the default group's limits apply
+                user = User(
+                    name=name, uid=int(uid) if uid.isdigit() else -1, gid=-1, home=Path("/nonexistent")
+                )
+            self.cache[uid] = (user, resolve_limits(self.ctx.config, user).limits)
+        return self.cache[uid]
+
+
+def _inspect_all(gateway: Gateway, summaries: list[ContainerSummary]) -> dict[str, dict[str, Any]]:
+    def one(cid: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            return cid, gateway.inspect(cid)
+        except NotFound:  # removed since the listing
+            return cid, None
+
+    if not summaries:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(summaries))) as pool:
+        found = dict(pool.map(one, [c.id for c in summaries]))
+    return {cid: d for cid, d in found.items() if d is not None}
+
+
+def _probe(ctx: Context) -> tuple[Inventory | None, str | None]:
+    from ds01.gpu.probe import probe_inventory
+
+    try:
+        inventory = probe_inventory(ctx.config.gpu)
+    except Ds01Error as err:  # no GPU readings this pass: GPU signals count as unknown, not busy
+        return None, f"GPU probe failed: {err}"
+    return inventory, inventory.notice
+
+
+def _record(store: StateStore, records: dict[str, ContainerState], seen: Seen) -> ContainerState:
+    record = copy.deepcopy(records.get(seen.id)) or ContainerState(id=seen.id)
+    if record.started_at != seen.started_raw:  # new, or restarted since: a fresh record
+        record.reset(seen.started_raw)
+    record.name = seen.summary.name
+    return record
+
+
+def _decide_running(
+    seen: Seen,
+    record: ContainerState,
+    now: datetime,
+    ctx: Context,
+    high_demand: bool,
+    inventory: Inventory | None,
+    activity: Activity | None,
+) -> list[Decision]:
+    started = seen.started_at or now
+    runtime = judge_runtime(record, now, started, seen.limits)
+    if not seen.holds_gpu:
+        return [runtime]
+    policies = ctx.config.policies
+    mtime = notify.keepalive_mtime(seen.workspace)
+    inputs = IdleInputs(
+        now=now,
+        started_at=started,
+        timeout_h=seen.limits.idle_timeout_h,
+        high_demand=high_demand,
+        gpu=read_slots(seen.labels, inventory, policies.gpu_idle_threshold),
+        activity=activity,
+        keepalive_mtime=datetime.fromtimestamp(mtime, UTC) if mtime is not None else None,
+    )
+    idle = judge_idle(record, inputs, policies)
+    if runtime.action == RUNTIME_STOP:
+        return [runtime]
+    if idle.action == IDLE_STOP:
+        return [idle]
+    acting = [d for d in (idle, runtime) if d.acts]
+    if acting:
+        return acting
+    return [Decision(idle.action, idle.reason, {**runtime.values, **idle.values})]
+
+
+def _decide(
+    seen: Seen,
+    record: ContainerState | None,
+    now: datetime,
+    ctx: Context,
+    dem: Demand,
+    inventory: Inventory | None,
+    activity: Activity | None,
+) -> list[Decision]:
+    status = seen.status
+    if status == "running" and record is not None:
+        return _decide_running(seen, record, now, ctx, dem.high, inventory, activity)
+    if status == "created" and seen.started_at is None:
+        return [judge_created(now, seen.created_at, ctx.config.policies)]
+    if status in ("exited", "dead"):
+        return [judge_stopped(now, seen.finished_at, seen.holds_gpu, seen.limits)]
+    return [Decision(NONE, f"{status}: not checked")]
+
+
+def _needs_sample(seen: Seen, now: datetime, ctx: Context) -> bool:
+    if seen.status != "running" or not seen.holds_gpu or seen.limits.idle_timeout_h is None:
+        return False
+    return not in_grace(seen.started_at or now, now, ctx.config.policies)
+
+
+# -- acting ---------------------------------------------------------------------------------------------
+def _recipient(gateway: Gateway, seen: Seen) -> notify.Recipient:
+    owner = seen.owner
+    try:
+        groups = tuple(os.getgrouplist(owner.name, owner.gid)) if owner.gid >= 0 else ()
+    except OSError:
+        groups = (owner.gid,)
+    pids = tuple(container_pids(gateway, seen.id, seen.pid)) if seen.status == "running" else ()
+    return notify.Recipient(owner.uid, owner.gid, groups, seen.workspace, pids)
+
+
+def _notice(entry: Entry, ctx: Context) -> notify.Notice:
+    d, name = entry.decision, entry.seen.short_name
+    if d.action == IDLE_WARNING:
+        return notify.idle_warning(name, d.level or 0, d.values, ctx.config.policies.keepalive_max_duration_h)
+    if d.action == RUNTIME_WARNING:
+        return notify.runtime_warning(name, d.level or 0, d.values)
+    if d.action == IDLE_STOP:
+        return notify.idle_stopped(name, d.values)
+    if d.action == RUNTIME_STOP:
+        return notify.runtime_stopped(name, d.values)
+    return notify.cleaned_up(name, d.reason)
+
+
+def _deliver(entry: Entry, ctx: Context, now: datetime, recipient: notify.Recipient | None = None) -> None:
+    if entry.seen.owner.uid < 0:
+        return
+    recipient = recipient or _recipient(ctx.gateway, entry.seen)
+    entry.delivered = notify.deliver(_notice(entry, ctx), recipient, now)
+
+
+def _log(ctx: Context, entry: Entry, **extra: Any) -> None:
+    d, s = entry.decision, entry.seen
+    details = {"reason": d.reason, "name": s.short_name, "values": d.values, **extra}
+    if d.level is not None:
+        details["level"] = d.level
+    if entry.delivered is not None:
+        details["delivered"] = entry.delivered.as_dict()
+    ctx.log(d.action, s.summary.name, user=s.owner.name, **details)
+    slots = gpu_slots(s.labels)
+    if slots and extra.get("removed"):
+        ctx.log(
+            "release",
+            s.summary.name,
+            user=s.owner.name,
+            slots=slots,
+            reason=d.action,
+            gpueq=s.labels.get(naming.LABEL_GPU_GPUEQ),
+        )
+
+
+def _stop(entry: Entry, ctx: Context, now: datetime) -> None:
+    gateway, seen = ctx.gateway, entry.seen
+    recipient = _recipient(gateway, seen)  # before the stop: its shells are gone afterwards
+    grace = ctx.config.policies.sigterm_grace_s
+    try:
+        gateway.stop(seen.id, timeout=grace)
+    except Ds01Error as err:
+        entry.error = str(err)
+        return
+    entry.done = True
+    try:
+        code = gateway.inspect(seen.id).get("State", {}).get("ExitCode")
+        entry.exit_code = int(code) if code is not None else None
+    except Ds01Error:
+        pass
+    removed = False
+    if entry.decision.action == IDLE_STOP:
+        try:
+            gateway.remove(seen.id)
+            removed = True
+        except Ds01Error as err:  # stopped but still there: the hold rules remove it later
+            entry.error = f"stopped, but not removed: {err}"
+    _deliver(entry, ctx, now, recipient)
+    _log(ctx, entry, exit_code=entry.exit_code, removed=removed, signal="SIGTERM", grace_s=grace)
+
+
+def _cleanup(entry: Entry, ctx: Context, now: datetime) -> None:
+    try:
+        ctx.gateway.remove(entry.seen.id)
+    except NotFound:
+        entry.error = "already gone"
+        return
+    except Ds01Error as err:
+        entry.error = str(err)
+        return
+    entry.done = True
+    _deliver(entry, ctx, now)
+    _log(ctx, entry, removed=True, status=entry.seen.status)
+
+
+def _warn(entry: Entry, ctx: Context, now: datetime) -> None:
+    _deliver(entry, ctx, now)
+    entry.done = True
+    _log(ctx, entry)
+
+
+def _carry_out(entries: list[Entry], ctx: Context, now: datetime) -> None:
+    for entry in entries:
+        if entry.decision.action in (IDLE_WARNING, RUNTIME_WARNING):
+            _warn(entry, ctx, now)
+        elif entry.decision.action == CLEANUP:
+            _cleanup(entry, ctx, now)
+    stops = [e for e in entries if e.decision.action in STOPS]
+    if stops:  # in parallel: each may take the whole SIGTERM grace
+        with ThreadPoolExecutor(max_workers=min(8, len(stops))) as pool:
+            list(pool.map(lambda e: _stop(e, ctx, now), stops))
+
+
+def _save(
+    store: StateStore, entries: list[Entry], records: dict[str, ContainerState], listed: set[str]
+) -> None:
+    gone = {
+        e.seen.id for e in entries if e.done and e.decision.action in (IDLE_STOP, CLEANUP) and not e.error
+    }
+    for cid, record in records.items():
+        if cid not in gone:
+            store.save(record)
+    store.prune({cid for cid in listed if cid not in gone and cid in records})
+
+
+# -- the pass and the loop ------------------------------------------------------------------------------
+def run_pass(ctx: Context, clock: Clock, options: ReaperOptions | None = None) -> PassReport:
+    options = options or ReaperOptions()
+    started = time.monotonic()
+    now = clock.now()
+    gateway = ctx.gateway
+    summaries = gateway.containers(labels=[naming.MANAGED_FILTER])
+    details = _inspect_all(gateway, summaries)
+    owners = _Owners(ctx)
+    seen = [Seen(c, details[c.id], *owners.get(c.labels)) for c in summaries if c.id in details]
+    inventory, notice = _probe(ctx) if any(s.holds_gpu for s in seen) else (None, None)
+    holdings = gpu_holdings(
+        gateway, ctx.config, now=now, containers=[s.summary for s in seen], inventory=inventory
+    )
+    dem = demand(holdings, inventory, ctx.config.policies)
+    store = StateStore(ctx.config.paths.state_dir)
+    stored = store.load_all()
+    records = {s.id: _record(store, stored, s) for s in seen if s.status == "running"}
+    to_sample = {s.id: s.pid for s in seen if _needs_sample(s, now, ctx)}
+    activity = gather_activity(gateway, to_sample, options.sample_s, use_cgroups=options.use_cgroups)
+    report = PassReport(now, options.dry_run, dem if inventory else None, gpu_notice=notice)
+    for s in seen:
+        try:
+            decisions = _decide(s, records.get(s.id), now, ctx, dem, inventory, activity.get(s.id))
+        except Ds01Error as err:
+            decisions = [Decision(ERROR, str(err))]
+        report.entries += [Entry(s, d) for d in decisions]
+    if not options.dry_run:
+        _carry_out(report.actions, ctx, now)
+        _save(store, report.entries, records, {s.id for s in seen})
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+def locked_pass(ctx: Context, clock: Clock, options: ReaperOptions) -> PassReport:
+    """A pass under the reaper's lock; a dry run reads only, so it neither waits for nor takes the lock."""
+    if options.dry_run:
+        return run_pass(ctx, clock, options)
+    with StateStore(ctx.config.paths.state_dir).lock():
+        return run_pass(ctx, clock, options)
+
+
+def run_loop(
+    ctx: Context,
+    clock: Clock,
+    interval_s: float,
+    options: ReaperOptions,
+    emit: Callable[[PassReport | Ds01Error], None],
+) -> None:
+    """Pass, sleep, repeat, until the clock is woken (SIGTERM). A failed pass is reported, not fatal."""
+    while True:
+        try:
+            emit(locked_pass(ctx, clock, options))
+        except Ds01Error as err:
+            emit(err)
+        if not clock.sleep(interval_s):
+            return
