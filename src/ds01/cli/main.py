@@ -9,6 +9,7 @@ import typer
 from ds01 import __version__
 from ds01.cli import container, gpu, image, project, user
 from ds01.cli.helpers import check_limits, doctor
+from ds01.cli.reaper import reaper
 
 app = typer.Typer(
     name="ds01",
@@ -42,3 +43,4 @@ app.add_typer(user.app, name="user")
 app.add_typer(gpu.app, name="gpu")
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
+app.command("reaper")(reaper)
