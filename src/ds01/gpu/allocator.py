@@ -42,7 +42,7 @@ def allocate_slots(
     pools = _pools(inventory, limits, mig_profile)
     short_of_quota: list[Slot] | None = None
     for pool in pools:
-        free = _packing_order(inventory, [s for s in pool if not holder_of(s, busy)])
+        free = _packing_order(inventory, [s for s in pool if not holder_of(s, busy)], busy)
         if len(free) < count:
             continue
         chosen = _pick(free, count, room)
@@ -80,17 +80,18 @@ def _pools(inventory: Inventory, limits: Limits, mig_profile: str | None) -> lis
     return pools
 
 
-def _packing_order(inventory: Inventory, free: list[Slot]) -> list[Slot]:
+def _packing_order(inventory: Inventory, free: list[Slot], busy: dict[str, Holding]) -> list[Slot]:
     """Partly used GPUs first, fullest first (best fit), untouched GPUs last; ties by index."""
     free_share: dict[int, float] = {}
-    for s in free:
-        free_share[s.gpu_index] = free_share.get(s.gpu_index, 0.0) + s.gpueq
+    for s in inventory.slots():
+        if not holder_of(s, busy):
+            free_share[s.gpu_index] = free_share.get(s.gpu_index, 0.0) + s.gpueq
     whole = {g.index: sum(s.gpueq for s in g.slots()) for g in inventory.gpus}
 
     def key(s: Slot) -> tuple[bool, float, int, int]:
         share = free_share[s.gpu_index]
         untouched = share >= whole.get(s.gpu_index, 0.0) - EPSILON
-        return (untouched, round(share, 6), s.gpu_index, _mig_index(s.id))
+        return (untouched, 0.0 if untouched else round(share, 6), s.gpu_index, _mig_index(s.id))
 
     return sorted(free, key=key)
 
@@ -125,15 +126,21 @@ def holder_of(slot: Slot, busy: dict[str, Holding]) -> Holding | None:
 
 
 def _pick(free: list[Slot], count: int, room: float | None) -> list[Slot] | None:
-    """The first `count` slots in preference order that fit the room left in the quota."""
+    """The first `count` slots in preference order that fit the room left in the quota.
+
+    A slot is taken only if the cheapest slots after it can still complete the request within the room.
+    """
+    if room is None:
+        return free[:count]
     chosen: list[Slot] = []
     left = room
-    for slot in free:
-        if left is not None and slot.gpueq > left + EPSILON:
+    for i, slot in enumerate(free):
+        still = count - len(chosen) - 1
+        cheapest_rest = sum(sorted(s.gpueq for s in free[i + 1 :])[:still])
+        if len(free) - i - 1 < still or slot.gpueq + cheapest_rest > left + EPSILON:
             continue
         chosen.append(slot)
-        if left is not None:
-            left -= slot.gpueq
+        left -= slot.gpueq
         if len(chosen) == count:
             return chosen
     return None
