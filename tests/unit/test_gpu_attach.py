@@ -34,5 +34,5 @@ def test_cpu_only_sees_no_gpu_even_on_an_nvidia_default_runtime(mode: str) -> No
 
 
 def test_unknown_mode() -> None:
-    with pytest.raises(ValueError, match="unknown gpu.attach mode"):
+    with pytest.raises(ValueError, match=r"unknown gpu\.attach mode"):
         attachment_for(Allocation(SLOTS), "magic")
