@@ -234,6 +234,12 @@ class Gateway:
             result = self.api.commit(ref, repository=repository, tag=tag, conf={"Labels": dict(labels)})
         return str(result["Id"])
 
+    def changes(self, ref: str) -> list[str]:
+        """Paths added to the container's filesystem since it was created (`docker diff`, kind A)."""
+        with engine_errors(f"diff {ref}"):
+            raw = self.api.diff(ref) or []
+        return [str(c["Path"]) for c in raw if c.get("Kind") == 1]
+
     def archive_get(self, ref: str, path: str) -> bytes:
         with engine_errors(f"copy from {ref}"):
             stream, _ = self.api.get_archive(ref, path)

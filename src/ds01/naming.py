@@ -23,6 +23,7 @@ LABEL_FRAMEWORK = "ds01.framework"
 LABEL_PROJECT_TYPE = "ds01.type"
 LABEL_BASE_IMAGE = "ds01.base_image"
 LABEL_DOCKERFILE = "ds01.dockerfile"
+LABEL_COMMITTED_FROM = "ds01.committed_from"
 
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 

@@ -57,13 +57,14 @@ class Output:
         *,
         title: str | None = None,
         empty: str = "nothing to show",
+        header: bool = True,
     ) -> None:
         if not rows:
             self.info(empty)
             return
         from rich.table import Table
 
-        table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+        table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_header=header)
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:

@@ -1,0 +1,107 @@
+"""`container-deploy`: create + start through the L2 code, leaving nothing behind when it fails.
+
+"Containers are temporary compute sessions; the workspace is permanent storage." A stopped container of the
+same name is started again rather than recreated; a running one is reported as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ds01 import naming
+from ds01.atomic.container_create import CreateRequest, create_container
+from ds01.atomic.container_view import ContainerView, list_entry
+from ds01.atomic.containers import RUNNING, find_container, known_slots, start_container
+from ds01.context import Context
+from ds01.errors import NotFound, OperationFailed
+from ds01.identity import User
+
+Action = Literal["created", "started", "running"]
+INIT_NAMES = {"docker-init", "tini", "tini-static"}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    view: ContainerView
+    action: Action
+    entry: dict[str, Any]
+    idle_timeout_h: float | None
+    max_runtime_h: float | None
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+
+def _existing(ctx: Context, owner: User, name: str) -> ContainerView | None:
+    try:
+        return find_container(ctx, name, user=None if owner.uid == ctx.user.uid else owner.name)
+    except NotFound:
+        return None
+
+
+def _refresh(ctx: Context, container_id: str) -> ContainerView:
+    return ContainerView.from_inspect(ctx.gateway.inspect(container_id))
+
+
+def _undo_create(ctx: Context, owner: User, container_id: str, reason: BaseException) -> None:
+    """Remove what this deploy created: no container and no GPU may be left behind."""
+    try:
+        view = _refresh(ctx, container_id)
+        ctx.gateway.remove(container_id, force=True)
+    except NotFound:
+        return
+    ctx.log("remove", view.docker_name, user=owner.name, reason=f"deploy failed: {reason}", rollback=True)
+    if view.gpu_slots:
+        ctx.log("release", view.docker_name, user=owner.name, slots=view.gpu_slots, rollback=True)
+
+
+def _wait_until_up(ctx: Context, container_id: str, deadline_s: float = 3.0) -> None:
+    """With an init process, `start` succeeds even when the command cannot run: init starts, its child
+    fails and the container exits a moment later. Wait until a process other than init runs, or fail."""
+    end = time.monotonic() + deadline_s
+    while True:
+        state = ctx.gateway.inspect(container_id).get("State") or {}
+        if state.get("Status") != "running":
+            code = state.get("ExitCode")
+            tail = b"".join(ctx.gateway.logs(container_id, tail=3)).decode(errors="replace").strip()
+            detail = f": {tail.splitlines()[-1]}" if tail else ""
+            raise OperationFailed(
+                f"the container stopped right after it started (exit code {code}){detail}",
+                hint="check the image and its command (container-logs shows the output)",
+            )
+        processes = ctx.gateway.top(container_id).get("Processes") or []
+        if any(p and p[-1] not in INIT_NAMES for p in processes) or time.monotonic() > end:
+            return
+        time.sleep(0.02)
+
+
+def deploy_container(ctx: Context, owner: User, request: CreateRequest) -> Deployment:
+    name = naming.normalise_name(request.name)
+    view = _existing(ctx, owner, name)
+    if view is not None and view.state in RUNNING:
+        action: Action = "running"
+    elif view is not None:
+        start_container(ctx, view)
+        action = "started"
+    else:
+        created = create_container(ctx, owner, request)
+        assert created.container_id is not None
+        try:
+            start_container(ctx, _refresh(ctx, created.container_id))
+            _wait_until_up(ctx, created.container_id)
+        except BaseException as exc:  # KeyboardInterrupt and SIGTERM too: roll back, then re-raise
+            _undo_create(ctx, owner, created.container_id, exc)
+            raise
+        view, action = _refresh(ctx, created.container_id), "created"
+    view = _refresh(ctx, view.id)
+    limits = ctx.limits_for(owner).limits
+    return Deployment(
+        view=view,
+        action=action,
+        entry=list_entry(view, known_slots(ctx, [view])),
+        idle_timeout_h=limits.idle_timeout_h if view.gpu_slots else None,
+        max_runtime_h=limits.max_runtime_h,
+    )

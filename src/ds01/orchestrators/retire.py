@@ -1,0 +1,73 @@
+"""`container-retire`: stop + remove, optionally saving what was installed into the project image first.
+
+The GPU is free the moment this returns (the container carrying its labels is gone); the workspace and the
+image stay.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ds01 import naming
+from ds01.atomic.container_view import ContainerView
+from ds01.atomic.containers import RUNNING, remove_container, stop_container
+from ds01.context import Context
+
+# pip's record of an installed distribution: <site-packages>/<name>-<version>.dist-info
+DIST_INFO = re.compile(r"/(?:site|dist)-packages/([A-Za-z0-9_.]+?)-([0-9][^/]*?)\.dist-info$")
+
+
+@dataclass(frozen=True)
+class SavedChanges:
+    image: str
+    packages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    view: ContainerView
+    stopped: bool
+    saved: SavedChanges | None
+    gpu_slots: list[str]
+
+
+def added_packages(ctx: Context, view: ContainerView) -> list[str]:
+    """`name==version` of every Python distribution installed in the container since its image was built."""
+    found = {}
+    for path in ctx.gateway.changes(view.id):
+        match = DIST_INFO.search(path)
+        if match:
+            found[match.group(1).replace("_", "-").lower()] = match.group(2)
+    return [f"{name}=={version}" for name, version in sorted(found.items())]
+
+
+def save_changes(ctx: Context, view: ContainerView) -> SavedChanges:
+    """Commit the container to its project image. Raises on failure, before anything is removed."""
+    uid = view.uid if view.uid is not None else ctx.user.uid
+    repository = naming.image_repository(view.name, uid)
+    packages = added_packages(ctx, view)
+    labels = {key: value for key, value in view.labels.items() if not key.startswith("ds01.gpu.")}
+    labels.update(
+        {naming.LABEL_CREATED_AT: naming.utc_now_iso(), naming.LABEL_COMMITTED_FROM: view.docker_name}
+    )
+    for key in (naming.LABEL_GPU_SLOTS, naming.LABEL_GPU_UUIDS, naming.LABEL_GPU_GPUEQ):
+        labels[key] = ""  # a commit inherits the container's labels; an image holds no GPU
+    ctx.gateway.commit(view.id, repository=repository, tag="latest", labels=labels)
+    ctx.log(
+        "commit",
+        view.docker_name,
+        user=view.user or ctx.user.name,
+        image=f"{repository}:latest",
+        packages=packages,
+    )
+    return SavedChanges(image=f"{repository}:latest", packages=packages)
+
+
+def retire_container(
+    ctx: Context, view: ContainerView, *, save: bool = False, timeout: int = 10
+) -> Retirement:
+    saved = save_changes(ctx, view) if save else None
+    stopped = stop_container(ctx, view, timeout=timeout) if view.state in RUNNING | {"paused"} else False
+    remove_container(ctx, view, force=True)
+    return Retirement(view=view, stopped=stopped, saved=saved, gpu_slots=view.gpu_slots)
