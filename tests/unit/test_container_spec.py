@@ -77,3 +77,10 @@ def test_dry_run_line_is_a_shell_quoted_docker_create():
 
 def test_image_cmd_leaves_the_command_out():
     assert spec(command=None).docker_create_argv()[-1] == "ds01-1001/thesis:latest"
+
+
+def test_sizes_in_the_docker_line_read_back_as_the_same_bytes():
+    argv = spec(mem_limit=32 * 1024**3, memswap_limit=1536 * 1024**2, shm_size=1000).docker_create_argv()
+    assert argv[argv.index("--memory") + 1] == "32g"
+    assert argv[argv.index("--memory-swap") + 1] == "1536m"
+    assert argv[argv.index("--shm-size") + 1] == "1000b"

@@ -14,6 +14,7 @@ from typing import Any
 from ds01 import naming
 from ds01.atomic.container_spec import DATA_DIR, IDLE_COMMAND, WORKDIR, ContainerSpec, Mount, limit_args
 from ds01.atomic.container_view import ContainerView, list_entry
+from ds01.atomic.containers import list_views
 from ds01.atomic.gpu_reservation import Reservation, reserve_gpus
 from ds01.atomic.host_paths import check_data_dir, create_dirs, resolve_workspace
 from ds01.context import Context
@@ -180,11 +181,16 @@ def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: 
 
 
 def _check_count(ctx: Context, owner: User, r: Reservation, limit: int | None, container: str) -> None:
-    try:
-        r.check_container_limit(owner.name, limit)
-    except QuotaExceeded as err:
-        ctx.log("reject", container, user=owner.name, code=err.code, reason=err.message)
-        raise
+    """`max_containers_per_user` (stopped ones count), under the reservation lock; the refusal names them."""
+    if limit is None or r.container_count < limit:
+        return
+    held = ", ".join(f"{v.name} ({v.state})" for v in list_views(ctx, owner=owner))
+    err = QuotaExceeded(
+        f"{owner.name} already has {r.container_count} of {limit} containers: {held}",
+        hint="remove one you no longer need (container-remove NAME)",
+    )
+    ctx.log("reject", container, user=owner.name, code=err.code, reason=err.message)
+    raise err
 
 
 def _create(gateway: Gateway, spec: ContainerSpec) -> str:

@@ -103,16 +103,24 @@ class ContainerSpec:
         return shlex.join(self.docker_create_argv())
 
 
+def _docker_size(n: int) -> str:
+    """`32g` when exact, else bytes: what the docker CLI reads back as the same number."""
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}b"
+
+
 def _limit_flags(spec: ContainerSpec) -> list[str]:
     flags = []
     if spec.nano_cpus is not None:
         flags += ["--cpus", f"{spec.nano_cpus / 1e9:g}"]
     if spec.mem_limit is not None:
-        flags += ["--memory", f"{spec.mem_limit}b"]
+        flags += ["--memory", _docker_size(spec.mem_limit)]
     if spec.memswap_limit is not None:
-        flags += ["--memory-swap", f"{spec.memswap_limit}b"]
+        flags += ["--memory-swap", _docker_size(spec.memswap_limit)]
     if spec.shm_size is not None:
-        flags += ["--shm-size", f"{spec.shm_size}b"]
+        flags += ["--shm-size", _docker_size(spec.shm_size)]
     if spec.pids_limit is not None:
         flags += ["--pids-limit", str(spec.pids_limit)]
     return flags
