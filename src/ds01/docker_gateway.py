@@ -307,8 +307,9 @@ class Gateway:
         """Like `build`, from a context archive made by `context_archive` (read with the user's rights)."""
         with engine_errors(f"build {tag}"):
             stream = self.api.build(
-                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs),
-                labels=dict(labels), nocache=nocache, rm=True, forcerm=True, decode=True,
+                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                buildargs=dict(buildargs), labels=dict(labels), nocache=nocache, rm=True, forcerm=True,
+                decode=True,
             )
             yield from stream
 
@@ -334,7 +335,8 @@ def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
     exclude = None
     if os.path.exists(ignore):
         with open(ignore) as f:
-            exclude = [x.strip() for x in f.read().splitlines() if x.strip() and not x.strip().startswith("#")]
+            lines = [x.strip() for x in f.read().splitlines()]
+        exclude = [x for x in lines if x and not x.startswith("#")]
     name, extra = build_utils.process_dockerfile(dockerfile, path)
     try:
         archive = tar(path, exclude=exclude, dockerfile=(name, extra), gzip=False)

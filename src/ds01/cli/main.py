@@ -9,6 +9,7 @@ import typer
 from ds01 import __version__
 from ds01.cli import container, gpu, image, project, user
 from ds01.cli.helpers import check_limits, doctor
+from ds01.cli.project_files import dir_app, git_app, readme_app
 from ds01.cli.reaper import reaper
 
 app = typer.Typer(
@@ -41,6 +42,9 @@ app.add_typer(image.app, name="image")
 app.add_typer(project.app, name="project")
 app.add_typer(user.app, name="user")
 app.add_typer(gpu.app, name="gpu")
+app.add_typer(dir_app, name="dir")
+app.add_typer(git_app, name="git")
+app.add_typer(readme_app, name="readme")
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
 app.command("reaper")(reaper)

@@ -1,0 +1,407 @@
+"""Dockerfile generation and editing: the recipe of a project image.
+
+A generated Dockerfile builds FROM the catalogue's base, carries the `ds01.*` labels, installs the project
+type's packages, keeps a marked section for the user's own steps, and bakes the user in from build
+arguments (uid, gid, name) so that no container ever needs a runtime commit to get its user. Steps that
+need the network appear only when there is something to install, so a project with no packages builds
+offline. Only the legacy builder's syntax is used (docker-py cannot drive BuildKit).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ds01 import naming
+from ds01.errors import UsageError
+
+HEADER = "# ds01 image recipe"
+ADDITIONS_START = "# >>> your additions (kept when ds01 regenerates this file) >>>"
+ADDITIONS_END = "# <<< your additions <<<"
+REQUIREMENTS = "requirements.txt"
+REQUIREMENTS_IN_IMAGE = "/tmp/ds01/requirements.txt"
+PIP_RUN = "RUN python3 -m pip install --no-cache-dir"
+APT_RUN = "RUN apt-get update"
+APT_INSTALL = " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+APT_CLEAN = " && rm -rf /var/lib/apt/lists/*"
+INDENT = "        "
+_ONE_LINE = {"pip": f"{PIP_RUN} ", "apt": f"{APT_RUN}{APT_INSTALL} "}
+
+BUILD_ARG_UID = "DS01_UID"
+BUILD_ARG_GID = "DS01_GID"
+BUILD_ARG_USER = "DS01_USER"
+BUILD_ARG_CA = "DS01_CA_PEM"
+
+# pip: a name, optional extras, optional version clauses; anything fancier belongs in requirements.txt.
+_PIP_SPEC = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?"
+    r"((===?|~=|!=|<=?|>=?)[A-Za-z0-9.*+!_-]+(,(===?|~=|!=|<=?|>=?)[A-Za-z0-9.*+!_-]+)*)?$"
+)
+_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+
+ENVIRONMENT = (
+    ("PYTHONUNBUFFERED", "1"),
+    ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+    ("PIP_BREAK_SYSTEM_PACKAGES", "1"),
+    ("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+    ("HF_HOME", "/workspace/.cache/huggingface"),
+    ("TORCH_HOME", "/workspace/.cache/torch"),
+    ("MPLCONFIGDIR", "/workspace/.cache/matplotlib"),
+)
+
+CA_STEP = f"""\
+# A lab CA for an intercepting proxy: ds01 passes an admin's CA bundle at build time (empty = nothing).
+ARG {BUILD_ARG_CA}=""
+RUN if [ -n "${BUILD_ARG_CA}" ]; then \\
+      mkdir -p /usr/local/share/ca-certificates /etc/ssl/certs /etc/xdg/pip \\
+      && printf '%s\\n' "${BUILD_ARG_CA}" > /usr/local/share/ca-certificates/ds01-lab-ca.crt \\
+      && {{ update-ca-certificates >/dev/null 2>&1 \\
+           || cat /usr/local/share/ca-certificates/ds01-lab-ca.crt \\
+              >> /etc/ssl/certs/ca-certificates.crt; }} \\
+      && printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/xdg/pip/pip.conf; \\
+    fi"""
+
+# Writes /etc/passwd and /etc/group lines directly, so it works on Debian, Ubuntu, Alpine and busybox alike.
+# A base entry that already has the uid (or the name) is replaced; a group with the gid is reused.
+USER_STEP = f"""\
+# You, baked in: ds01 passes your uid, gid and name, so files you make in /workspace stay yours.
+ARG {BUILD_ARG_UID}=1000
+ARG {BUILD_ARG_GID}=1000
+ARG {BUILD_ARG_USER}=user
+RUN set -e; \\
+    if [ "${BUILD_ARG_UID}" != 0 ]; then \\
+      old=$(sed -n "s/^\\([^:]*\\):[^:]*:${BUILD_ARG_UID}:.*/\\1/p" /etc/passwd); \\
+      for name in $old "${BUILD_ARG_USER}"; do \\
+        sed -i "/^$name:/d" /etc/passwd; \\
+        if [ -f /etc/shadow ]; then sed -i "/^$name:/d" /etc/shadow; fi; \\
+      done; \\
+      if ! grep -q "^[^:]*:[^:]*:${BUILD_ARG_GID}:" /etc/group; then \\
+        sed -i "/^${BUILD_ARG_USER}:/d" /etc/group; \\
+        echo "${BUILD_ARG_USER}:x:${BUILD_ARG_GID}:" >> /etc/group; \\
+      fi; \\
+      shell=/bin/sh; if [ -x /bin/bash ]; then shell=/bin/bash; fi; \\
+      home="/home/${BUILD_ARG_USER}"; \\
+      entry="${BUILD_ARG_USER}:x:${BUILD_ARG_UID}:${BUILD_ARG_GID}"; \\
+      echo "$entry:${BUILD_ARG_USER}:$home:$shell" >> /etc/passwd; \\
+      if [ -f /etc/shadow ]; then echo "${BUILD_ARG_USER}:!:19000:0:99999:7:::" >> /etc/shadow; fi; \\
+      mkdir -p "$home"; \\
+      chown "${BUILD_ARG_UID}:${BUILD_ARG_GID}" "$home"; \\
+    fi
+ENV HOME=/home/${{{BUILD_ARG_USER}}}
+WORKDIR /workspace
+USER ${{{BUILD_ARG_UID}}}:${{{BUILD_ARG_GID}}}"""
+
+
+@dataclass(frozen=True)
+class DockerfileSpec:
+    project: str
+    base_image: str
+    framework: str
+    project_type: str
+    apt: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    requirements: bool = False
+    additions: str = ""
+
+
+# -- package names ------------------------------------------------------------------------------------
+
+
+def package_name(spec: str) -> str:
+    """The comparable name of a pip or apt spec: `Scikit_Learn[x]>=1.3` -> `scikit-learn`."""
+    match = _NAME_PART.match(spec.strip())
+    name = match.group(0) if match else spec.strip()
+    return re.sub(r"[-_.]+", "-", name.split("=", 1)[0]).lower()
+
+
+def check_pip(specs: Iterable[str]) -> tuple[str, ...]:
+    out = []
+    for spec in specs:
+        if not _PIP_SPEC.fullmatch(spec):
+            raise UsageError(
+                f"not a pip package spec: {spec!r}",
+                hint="use NAME or NAME==VERSION; put URLs and options in a file and pass -r FILE",
+            )
+        out.append(spec)
+    return tuple(out)
+
+
+def check_apt(names: Iterable[str]) -> tuple[str, ...]:
+    out = []
+    for name in names:
+        if not _APT_NAME.fullmatch(name):
+            raise UsageError(f"not a Debian package name: {name!r}", hint="e.g. --add-system ffmpeg")
+        out.append(name)
+    return tuple(out)
+
+
+def split_packages(values: Iterable[str]) -> list[str]:
+    """`--add "a b" --add c,d` -> [a, b, c, d]."""
+    return [p for v in values for p in re.split(r"[\s,]+", v.strip()) if p]
+
+
+# -- generation -----------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _labels(spec: DockerfileSpec) -> str:
+    pairs = (
+        (naming.LABEL_MANAGED, "true"),
+        (naming.LABEL_PROJECT, spec.project),
+        (naming.LABEL_FRAMEWORK, spec.framework),
+        (naming.LABEL_PROJECT_TYPE, spec.project_type),
+        (naming.LABEL_BASE_IMAGE, spec.base_image),
+    )
+    return "LABEL " + " \\\n      ".join(f"{k}={_quote(v)}" for k, v in pairs)
+
+
+def _environment() -> str:
+    return "ENV " + " \\\n    ".join(f"{k}={v}" for k, v in ENVIRONMENT)
+
+
+def apt_block(packages: Sequence[str]) -> str:
+    lines = [f"{APT_RUN} \\", f"{APT_INSTALL} \\", *(f"{INDENT}{p} \\" for p in packages), APT_CLEAN]
+    return "\n".join(lines)
+
+
+def pip_block(packages: Sequence[str]) -> str:
+    body = [f"{INDENT}{p} \\" for p in packages]
+    body[-1] = body[-1].removesuffix(" \\")
+    return "\n".join([f"{PIP_RUN} \\", *body])
+
+
+def _package_steps(spec: DockerfileSpec) -> list[str]:
+    steps = []
+    if spec.apt:
+        steps.append("# System packages (Debian/Ubuntu apt)\n" + apt_block(spec.apt))
+    if spec.pip:
+        what = f'the "{spec.project_type}" project type' if spec.project_type else "this project"
+        steps.append(f"# Python packages of {what}\n" + pip_block(spec.pip))
+    if spec.requirements:
+        steps.append(
+            f"# Python packages from {REQUIREMENTS} (edit it, then rebuild)\n"
+            f"COPY {REQUIREMENTS} {REQUIREMENTS_IN_IMAGE}\n"
+            f"{PIP_RUN} -r {REQUIREMENTS_IN_IMAGE}"
+        )
+    return steps
+
+
+def render(spec: DockerfileSpec) -> str:
+    additions = spec.additions.strip("\n")
+    head = (
+        f"{HEADER} for project {spec.project!r}: the Dockerfile is the source of truth of your environment.\n"
+        f"# Rebuild after editing:  image-update {spec.project} --rebuild\n"
+        f'# Add packages:           image-update {spec.project} --add "pkg1 pkg2"   (apt: --add-system)\n'
+        "# Put your own steps between the two 'your additions' markers: ds01 keeps them when it regenerates."
+    )
+    parts = [
+        head,
+        f"FROM {spec.base_image}",
+        _labels(spec),
+        _environment(),
+        "USER root",
+        CA_STEP,
+        *_package_steps(spec),
+        "\n".join(x for x in (ADDITIONS_START, additions, ADDITIONS_END) if x),
+        USER_STEP,
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+# -- reading a Dockerfile -----------------------------------------------------------------------------
+
+
+def is_generated(text: str) -> bool:
+    return text.startswith(HEADER)
+
+
+def read_labels(text: str) -> dict[str, str]:
+    """The `ds01.*` labels of a Dockerfile's LABEL instructions (continuation lines joined)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    labels: dict[str, str] = {}
+    for line in joined.splitlines():
+        if line.strip().upper().startswith("LABEL "):
+            for key, quoted, bare in re.findall(r'(ds01\.[\w.]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))', line):
+                labels[key] = quoted.replace('\\"', '"') if quoted or not bare else bare
+    return labels
+
+
+def additions(text: str) -> str:
+    """The user's own lines between the markers ("" when there are none)."""
+    lines = text.splitlines()
+    if ADDITIONS_START not in lines or ADDITIONS_END not in lines:
+        return ""
+    start, end = lines.index(ADDITIONS_START), lines.index(ADDITIONS_END)
+    return "\n".join(lines[start + 1 : end])
+
+
+def uses_requirements(text: str) -> bool:
+    return bool(re.search(rf"^\s*(COPY|ADD)\s+(\./)?{re.escape(REQUIREMENTS)}\s", text, re.M))
+
+
+# -- editing ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edit:
+    text: str
+    added: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.removed)
+
+
+def _package_lines(lines: list[str]) -> dict[tuple[str, str], int]:
+    """(kind, name) -> line index of every package a Dockerfile installs, kind `pip` or `apt`."""
+    found: dict[tuple[str, str], int] = {}
+    block = ""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if line in (f"{PIP_RUN} \\", f"{APT_RUN} \\"):
+            block = "pip" if line.startswith(PIP_RUN) else "apt"
+            continue
+        if block:
+            if stripped and not stripped.startswith(("&&", "-")):
+                found.setdefault((block, package_name(stripped.removesuffix("\\").strip())), i)
+            block = block if line.endswith("\\") else ""
+            continue
+        for kind, prefix in _ONE_LINE.items():
+            if line.startswith(prefix):
+                spec = line[len(prefix) :].split(APT_CLEAN)[0].strip()
+                if spec and " " not in spec and not spec.startswith("-"):
+                    found.setdefault((kind, package_name(spec)), i)
+    return found
+
+
+def _with_spec(line: str, spec: str) -> str:
+    """The same package line with another version of the package."""
+    for kind, prefix in _ONE_LINE.items():
+        if line.startswith(prefix):
+            return prefix + spec + (APT_CLEAN if kind == "apt" else "")
+    return INDENT + spec + (" \\" if line.endswith("\\") else "")
+
+
+def _spec_at(line: str) -> str:
+    for prefix in _ONE_LINE.values():
+        if line.startswith(prefix):
+            return line[len(prefix) :].split(APT_CLEAN)[0].strip()
+    return line.strip().removesuffix("\\").strip()
+
+
+def add_packages(text: str, *, pip: Sequence[str] = (), apt: Sequence[str] = ()) -> Edit:
+    """Add one step per package inside the additions section (apt first); each package appears once."""
+    lines = text.splitlines()
+    if ADDITIONS_START not in lines or ADDITIONS_END not in lines:
+        lines += ["", ADDITIONS_START, ADDITIONS_END]
+    existing = _package_lines(lines)
+    added: list[str] = []
+    replaced: list[str] = []
+    new: dict[str, list[str]] = {"apt": [], "pip": []}
+    for kind, spec in [*(("apt", s) for s in apt), *(("pip", s) for s in pip)]:
+        key = (kind, package_name(spec))
+        if key in existing:
+            if existing[key] >= 0 and _spec_at(lines[existing[key]]) != spec:
+                lines[existing[key]] = _with_spec(lines[existing[key]], spec)
+                replaced.append(spec)
+            continue
+        existing[key] = -1
+        new[kind].append(spec)
+        added.append(spec)
+    start = lines.index(ADDITIONS_START)
+    lines[start + 1 : start + 1] = [_ONE_LINE["apt"] + p + APT_CLEAN for p in new["apt"]]
+    end = lines.index(ADDITIONS_END)
+    lines[end:end] = [_ONE_LINE["pip"] + p for p in new["pip"]]
+    return Edit("\n".join(lines) + "\n", tuple(added), tuple(replaced))
+
+
+def remove_packages(text: str, names: Sequence[str]) -> Edit:
+    lines = text.splitlines()
+    removed = []
+    for raw in names:
+        hits = [i for (_, name), i in _package_lines(lines).items() if name == package_name(raw)]
+        for index in sorted(hits, reverse=True):
+            _drop_line(lines, index)
+        if hits:
+            removed.append(raw)
+    return Edit("\n".join(lines) + "\n", removed=tuple(removed))
+
+
+def _drop_line(lines: list[str], index: int) -> None:
+    """Remove a package line; keep its RUN block well-formed, or drop the block when it empties."""
+    line = lines[index]
+    if line.startswith(("RUN ", "COPY ")):
+        del lines[index]
+        return
+    start = index
+    while not lines[start].startswith("RUN "):
+        start -= 1
+    end = index
+    while lines[end].endswith("\\"):
+        end += 1
+    del lines[index]
+    end -= 1
+    if not line.endswith("\\") and lines[index - 1].endswith(" \\"):
+        lines[index - 1] = lines[index - 1].removesuffix(" \\")
+    body = [x for x in lines[start + 1 : end + 1] if x.strip() and not x.strip().startswith(("&&", "-"))]
+    if not body:
+        del lines[start : end + 1]
+        if (
+            start > 0
+            and lines[start - 1].startswith("# ")
+            and (start >= len(lines) or not lines[start].strip())
+        ):
+            del lines[start - 1]  # the block's comment line
+            if start - 1 < len(lines) and not lines[start - 1].strip():
+                del lines[start - 1]
+
+
+# -- requirements.txt ---------------------------------------------------------------------------------
+
+
+def add_requirements(text: str, specs: Sequence[str]) -> Edit:
+    lines = text.splitlines()
+    index = {
+        package_name(x): i for i, x in enumerate(lines) if x.strip() and not x.lstrip().startswith(("#", "-"))
+    }
+    added, replaced = [], []
+    for spec in specs:
+        name = package_name(spec)
+        if name in index:
+            if lines[index[name]].strip() != spec:
+                lines[index[name]] = spec
+                replaced.append(spec)
+            continue
+        index[name] = len(lines)
+        lines.append(spec)
+        added.append(spec)
+    return Edit("\n".join(lines) + "\n", tuple(added), tuple(replaced))
+
+
+def remove_requirements(text: str, names: Sequence[str]) -> Edit:
+    wanted = {package_name(n): n for n in names}
+    kept, removed = [], []
+    for line in text.splitlines():
+        name = package_name(line) if line.strip() and not line.lstrip().startswith(("#", "-")) else None
+        if name in wanted:
+            removed.append(wanted[name])
+        else:
+            kept.append(line)
+    return Edit("\n".join(kept) + "\n" if kept else "", removed=tuple(removed))
+
+
+def requirement_lines(text: str) -> list[str]:
+    """The package lines of a requirements file (comments, blanks and options skipped)."""
+    out = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            out.append(line)
+    return out
