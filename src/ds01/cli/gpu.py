@@ -44,7 +44,7 @@ def _render(out: Output, report: dict[str, Any], free: bool) -> None:
     if report["notice"]:
         out.warn(report["notice"])
     rows = [_row(s) for s in report["slots"]]
-    driver = f", driver {report['driver_version']}" if report["driver_version"] else ""
+    driver = f", driver {report['driver_version']}" if report["backend"] == "nvml" else ""
     out.table(
         ("slot", "kind", "profile", "gpueq", "holder", "status", "since", "util", "procs"),
         rows,
@@ -53,10 +53,8 @@ def _render(out: Output, report: dict[str, Any], free: bool) -> None:
     )
     for gpu in report["unusable_gpus"]:
         out.warn(f"GPU {gpu['index']} ({gpu['name']}): {gpu['reason']}; it gives out nothing")
-    totals = report["totals"]
-    out.say(
-        f"allocated {totals['allocated_gpueq']:g} of {totals['gpueq']:g} gpueq, {totals['free_gpueq']:g} free"
-    )
+    t = report["totals"]
+    out.say(f"allocated {t['allocated_gpueq']:.3g} of {t['gpueq']:.3g} gpueq, {t['free_gpueq']:.3g} free")
 
 
 def _row(slot: dict[str, Any]) -> tuple[Any, ...]:
