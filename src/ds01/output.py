@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -12,6 +13,20 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ds01.errors import Ds01Error
+
+# ds01's own markup tags; messages to pipes and files are written without rich (and without its import).
+_MARKUP = re.compile(r"\[/?(?:bold|dim|italic|green|yellow|red|cyan|blue|magenta)(?: [a-z]+)*\]")
+
+
+def _plain(stream: TextIO) -> bool:
+    try:
+        return not stream.isatty() and not os.environ.get("FORCE_COLOR")
+    except (AttributeError, ValueError):
+        return True
+
+
+def strip_markup(text: str) -> str:
+    return _MARKUP.sub("", text).replace("\\[", "[")
 
 
 class Output:
@@ -62,6 +77,9 @@ class Output:
         if not rows:
             self.info(empty)
             return
+        if _plain(self.stdout):
+            self._plain_table(columns, rows, header=header)
+            return
         from rich.table import Table
 
         table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_header=header)
@@ -71,24 +89,41 @@ class Output:
             table.add_row(*(_cell(v) for v in row))
         self.console.print(table)
 
+    def _plain_table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, header: bool) -> None:
+        cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+        if header:
+            cells.insert(0, [str(c) for c in columns])
+        widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+        for r in cells:
+            self.stdout.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
+        self.stdout.flush()
+
+    def _print(self, stream: TextIO, message: str) -> None:
+        if _plain(stream):
+            stream.write(strip_markup(message) + "\n")
+            stream.flush()
+        else:
+            (self.console if stream is self.stdout else self.err_console).print(message)
+
     def say(self, message: str) -> None:
         """A result line for people (stdout); silent in JSON mode."""
         if not self.json_mode:
-            self.console.print(message)
+            self._print(self.stdout, message)
 
     def info(self, message: str) -> None:
-        self.err_console.print(message, style="dim" if self.json_mode else None)
+        self._print(self.stderr, message if not self.json_mode else f"[dim]{message}[/dim]")
 
     def success(self, message: str) -> None:
         if not self.json_mode:
-            self.console.print(f"[green]✓[/green] {message}")
+            self._print(self.stdout, f"[green]✓[/green] {message}")
 
     def warn(self, message: str) -> None:
-        self.err_console.print(f"[yellow]warning:[/yellow] {_escape(message)}")
+        shown = message if _plain(self.stderr) else _escape(message)
+        self._print(self.stderr, f"[yellow]warning:[/yellow] {shown}")
 
     def hint(self, message: str) -> None:
         if not self.json_mode:
-            self.err_console.print(f"[dim]{message}[/dim]")
+            self._print(self.stderr, f"[dim]{message}[/dim]")
 
     def error(self, err: Ds01Error) -> None:
         if self.json_mode:
