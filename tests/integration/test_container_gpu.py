@@ -1,4 +1,4 @@
-"""GPUs through the real request path (the private engine's fake NVIDIA hook), and creates under contention."""
+"""GPUs through the real request path (the private engine's fake NVIDIA hook); creates under contention."""
 
 from __future__ import annotations
 
@@ -98,8 +98,9 @@ def test_start_refuses_when_the_containers_gpu_left_the_inventory(inventory, eng
 def test_24_concurrent_creates_by_6_users_keep_every_guarantee(ds01_home, inventory, engine_clean, unix_users,
                                                               base_image_ref):  # fmt: skip
     people = list(unix_users.values())
-    cohort = {"cohort": {"members": [u.name for u in people], "allow_full_gpu": True, "max_gpu_equivalents": 1.0,
-                         "max_gpu_slots_per_container": 1, "max_containers_per_user": 2}}  # fmt: skip
+    cohort = {"cohort": {"members": [u.name for u in people], "allow_full_gpu": True,
+                         "max_gpu_equivalents": 1.0, "max_gpu_slots_per_container": 1,
+                         "max_containers_per_user": 2}}  # fmt: skip
     write_config(
         ds01_home / "resource-limits.yaml", ds01_home, gpu={"inventory": str(inventory)}, groups=cohort
     )
@@ -116,7 +117,7 @@ def test_24_concurrent_creates_by_6_users_keep_every_guarantee(ds01_home, invent
 
     codes = Counter(r.returncode for _, r in results)
     assert set(codes) <= {0, 4}, [r.stderr for _, r in results if r.returncode not in (0, 4)]
-    for user, r in results:
+    for _, r in results:
         if r.returncode == 4:
             assert re.search(
                 r"held by .*ds01t-\w+/c\d|c\d holds|already has \d of \d containers: c\d", r.stderr
