@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USER_GROUP = "ds01-testers"
-SUDOERS = Path("/etc/sudoers.d/ds01-tests")
+# one rule file per test run, so that concurrent runs do not pull the rule from under each other
+SUDOERS = Path(f"/etc/sudoers.d/ds01-tests-{os.getpid()}")
 # The lab's rule: members may run ds01's commands as root; sudo sets SUDO_UID, which ds01 trusts as root.
 KEEP_ENV = (
     "DOCKER_HOST",
@@ -43,9 +44,8 @@ def ensure_user(name: str) -> TestUser:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
-            ["useradd", "-m", "-s", "/bin/bash", "-G", USER_GROUP, name], check=True, capture_output=True
-        )
+        # no check: a concurrent test run may have just made the same user (useradd exits 9)
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", USER_GROUP, name], capture_output=True)
     entry = pwd.getpwnam(name)
     return TestUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
