@@ -328,7 +328,7 @@ class Gateway:
 def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
     """The build context docker-py would send for `path` (honouring `.dockerignore`) and the Dockerfile's
     name inside it. Call it with the owner's rights so the archive holds only what they may read."""
-    from docker.utils import build as build_utils
+    from docker.api.build import process_dockerfile
     from docker.utils import tar
 
     ignore = os.path.join(path, ".dockerignore")
@@ -337,7 +337,7 @@ def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
         with open(ignore) as f:
             lines = [x.strip() for x in f.read().splitlines()]
         exclude = [x for x in lines if x and not x.startswith("#")]
-    name, extra = build_utils.process_dockerfile(dockerfile, path)
+    name, extra = process_dockerfile(dockerfile, path)
     try:
         archive = tar(path, exclude=exclude, dockerfile=(name, extra), gzip=False)
     except OSError as exc:

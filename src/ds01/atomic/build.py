@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 TAIL_LINES = 15
 # Noise of the legacy builder that says nothing about the user's build.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NOISE = re.compile(r"^( ---> |Removing intermediate container |Successfully (built|tagged) )")
 
 
@@ -105,7 +106,7 @@ def _apply(state: BuildState, event: Mapping[str, Any], view: BuildView) -> str 
 
 
 def _lines(chunk: str) -> Iterator[str]:
-    for raw in chunk.replace("\r", "\n").split("\n"):
+    for raw in _ANSI.sub("", chunk).replace("\r", "\n").split("\n"):
         line = raw.rstrip()
         if line.strip():
             yield line
