@@ -17,7 +17,8 @@ pytestmark = pytest.mark.docker
 FAKE_PIP_BASE = "ds01-test/fakepip:latest"
 FAKE_PIP_DOCKERFILE = """\
 FROM ds01-test/busybox:latest
-RUN mkdir -p /var/log && printf '#!/bin/sh\\necho "$@" >> /var/log/pip-calls\\n' > /usr/bin/python3 && chmod 755 /usr/bin/python3
+RUN mkdir -p /var/log \\
+ && printf '#!/bin/sh\\necho "$@" >> /var/log/pip-calls\\n' > /usr/bin/python3 && chmod 755 /usr/bin/python3
 """
 
 

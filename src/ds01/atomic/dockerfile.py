@@ -308,7 +308,7 @@ def add_packages(text: str, *, pip: Sequence[str] = (), apt: Sequence[str] = ())
     for kind, spec in [*(("apt", s) for s in apt), *(("pip", s) for s in pip)]:
         key = (kind, package_name(spec))
         if key in existing:
-            if existing[key] >= 0 and _spec_at(lines[existing[key]]) != spec:
+            if existing[key] >= 0 and _spec_at(lines[existing[key]]).lower() != spec.lower():
                 lines[existing[key]] = _with_spec(lines[existing[key]], spec)
                 replaced.append(spec)
             continue
@@ -375,7 +375,7 @@ def add_requirements(text: str, specs: Sequence[str]) -> Edit:
     for spec in specs:
         name = package_name(spec)
         if name in index:
-            if lines[index[name]].strip() != spec:
+            if lines[index[name]].strip().lower() != spec.lower():
                 lines[index[name]] = spec
                 replaced.append(spec)
             continue

@@ -1,0 +1,136 @@
+"""dir-create, git-init and readme-create as a real user through sudo: owned by the user, idempotent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.users import run_as
+
+
+def ok(result):
+    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every path under root with its owner, mode and (for files) content."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if ".git" in p.relative_to(root).parts[:1] and p.name not in ("config", "HEAD"):
+            continue
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (st.st_uid, st.st_mode, p.read_bytes() if p.is_file() else b"")
+    return out
+
+
+@pytest.fixture
+def alice(ds01_home, unix_users):
+    return unix_users["alice"]
+
+
+def test_dir_create_makes_the_data_science_layout_owned_by_the_user_and_is_idempotent(ds01_home, alice):
+    first = json.loads(ok(run_as(alice, "dir-create", "thesis", "--json")).stdout)
+    ws = ds01_home / "ws" / alice.name / "thesis"
+    assert first["workspace"] == str(ws) and first["changed"] is True
+    for rel in ("data/raw", "data/processed", "notebooks", "src", "models", "results"):
+        assert (ws / rel).is_dir() and (ws / rel / "README.md").read_text().startswith(f"# {rel}/")
+    assert {p.stat().st_uid for p in [ws, *ws.rglob("*")]} == {alice.uid}
+
+    (ws / "src" / "README.md").write_text("my own notes\n")
+    before = snapshot(ws)
+    second = json.loads(ok(run_as(alice, "dir-create", "thesis", "--json")).stdout)
+    assert second["changed"] is False and second["created_files"] == []
+    assert snapshot(ws) == before and (ws / "src" / "README.md").read_text() == "my own notes\n"
+
+    blank = json.loads(ok(run_as(alice, "dir-create", "scratch", "--type", "blank", "--json")).stdout)
+    assert blank["created_files"] == [] and list((ds01_home / "ws" / alice.name / "scratch").iterdir()) == []
+    assert run_as(alice, "dir-create", "x", "--type", "fancy").returncode == 2
+
+
+def test_git_init_sets_up_the_repository_as_the_user_and_changes_nothing_the_second_time(ds01_home, alice):
+    ok(run_as(alice, "dir-create", "thesis"))
+    result = json.loads(ok(run_as(alice, "git-init", "thesis", "--json")).stdout)
+    ws = ds01_home / "ws" / alice.name / "thesis"
+    assert (ws / ".git").is_dir() and (ws / ".git").stat().st_uid == alice.uid
+    ignore = (ws / ".gitignore").read_text()
+    for entry in ("data/", "models/", "checkpoints/", ".cache/"):
+        assert entry in ignore.splitlines()
+    assert any(n.startswith("set user.email = ds01t-alice@") for n in result["notes"])
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(ws), *args],
+            capture_output=True,
+            text=True,
+            user=alice.uid,
+            group=alice.gid,
+            env={"HOME": str(alice.home)},
+        ).stdout.strip()
+
+    assert git("config", "user.name") == alice.name
+    assert git("status", "--porcelain", "--untracked-files=all").count("data/") == 0  # data stays out of git
+    assert {p.stat().st_uid for p in ws.joinpath(".git").rglob("*")} == {alice.uid}
+
+    (ws / ".gitignore").write_text("# mine\n")
+    ok(run_as(alice, "git-init", "thesis"))
+    again = json.loads(ok(run_as(alice, "git-init", "thesis", "--json")).stdout)
+    assert again["changed"] is False and (ws / ".gitignore").read_text() == "# mine\n"
+
+
+def test_git_init_adds_lfs_attributes_only_when_asked_or_when_git_lfs_exists(ds01_home, alice):
+    from ds01.atomic.project_files import init_git
+    from ds01.context import Context
+    from ds01.identity import lookup_user
+
+    owner = lookup_user(alice.name)
+    ctx = Context.load()
+    ctx.user = owner
+    without = init_git(ctx, owner, "plain", lfs=False)
+    assert not (without.workspace / ".gitattributes").exists()
+    import shutil
+
+    if shutil.which("git-lfs"):
+        with_lfs = init_git(ctx, owner, "models", lfs=True)
+        attributes = (with_lfs.workspace / ".gitattributes").read_text()
+        assert "*.safetensors filter=lfs" in attributes and "enabled git-lfs" in with_lfs.notes
+        assert (with_lfs.workspace / ".gitattributes").stat().st_uid == alice.uid
+    else:
+        with pytest.raises(Exception, match="lfs"):
+            init_git(ctx, owner, "models", lfs=True)
+
+
+def test_readme_create_writes_once_and_never_replaces_the_users_readme(ds01_home, alice):
+    first = json.loads(ok(run_as(alice, "readme-create", "thesis", "--type", "nlp", "-d", "Court rulings.",
+                                 "--json")).stdout)  # fmt: skip
+    readme = ds01_home / "ws" / alice.name / "thesis" / "README.md"
+    assert first["created_files"] == [str(readme)]
+    text = readme.read_text()
+    assert (
+        text.startswith("# thesis (nlp project)")
+        and "Court rulings." in text
+        and "project-launch thesis" in text
+    )
+    assert readme.stat().st_uid == alice.uid
+    readme.write_text("mine\n")
+    second = json.loads(ok(run_as(alice, "readme-create", "thesis", "--json")).stdout)
+    assert second["changed"] is False and readme.read_text() == "mine\n"
+
+
+def test_the_root_app_mounts_the_three_commands_and_there_is_no_shadowing_dispatcher():
+    import sys
+
+    from typer.testing import CliRunner
+
+    from ds01.cli.main import app
+
+    runner = CliRunner()
+    for argv in (["dir", "create", "--help"], ["git", "init", "--help"], ["readme", "create", "--help"]):
+        assert runner.invoke(app, argv).exit_code == 0
+    bindir = Path(sys.executable).parent
+    assert (
+        not (bindir / "dir").exists() and not (bindir / "git").exists() and not (bindir / "readme").exists()
+    )
