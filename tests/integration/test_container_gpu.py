@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from conftest import write_config
 from harness.users import run_as
 
 pytestmark = pytest.mark.docker
@@ -30,6 +29,15 @@ INVENTORY = {
 }  # fmt: skip
 
 
+def reconfigure(home, **sections):
+    """Change sections of the test's config (a `groups` entry is added to the shipped groups)."""
+    path = home / "resource-limits.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def ok(result):
     assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
     return result
@@ -45,7 +53,7 @@ def init_env(user, name):
 def inventory(ds01_home):
     path = ds01_home / "gpus.yaml"
     path.write_text(yaml.safe_dump(INVENTORY))
-    write_config(ds01_home / "resource-limits.yaml", ds01_home, gpu={"inventory": str(path)})
+    reconfigure(ds01_home, gpu={"inventory": str(path)})
     return path
 
 
@@ -101,9 +109,7 @@ def test_24_concurrent_creates_by_6_users_keep_every_guarantee(ds01_home, invent
     cohort = {"cohort": {"members": [u.name for u in people], "allow_full_gpu": True,
                          "max_gpu_equivalents": 1.0, "max_gpu_slots_per_container": 1,
                          "max_containers_per_user": 2}}  # fmt: skip
-    write_config(
-        ds01_home / "resource-limits.yaml", ds01_home, gpu={"inventory": str(inventory)}, groups=cohort
-    )
+    reconfigure(ds01_home, groups=cohort)
     jobs = [(u, f"c{i}") for i in range(1, 5) for u in people]
 
     def create(job):
