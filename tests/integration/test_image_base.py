@@ -1,0 +1,50 @@
+"""The air-gapped Python base: debootstrap of the host's Debian mirror + docker import, no registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+
+
+def test_build_base_offline_makes_a_python_image_that_project_images_build_from(
+    ds01_home, engine_clean, unix_users
+):
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_UID"}  # the admin at the console
+    started = time.monotonic()
+    proc = subprocess.run([str(BIN / "ds01"), "image", "build-base", "--offline", "--only", "ds01/python:3.11",
+                           "--json"], capture_output=True, text=True, env=env, timeout=240)  # fmt: skip
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)
+    print(f"\nair-gapped base: {seconds:.1f} s, {result['size'] / 1e6:.0f} MB")
+    assert result["method"] == "debootstrap" and result["size"] > 100_000_000
+    out = engine_clean.containers.run("ds01/python:3.11", ["python3", "-c", "import sys, pip; print(sys.version_info[0])"],
+                                      remove=True, network_mode="none")  # fmt: skip
+    assert out.decode().strip() == "3"
+
+    # the plain Python project type installs nothing, so it builds from this base with no network at all
+    from harness.users import run_as
+
+    alice = unix_users["alice"]
+    built = run_as(alice, "image-create", "offline", "--framework", "python", "--type", "custom", "--json")
+    assert built.returncode == 0, built.stderr
+    image = json.loads(built.stdout)["image"]
+    ids = engine_clean.containers.run(image, ["sh", "-c", "id -u; id -g; python3 -c 'print(40 + 2)'"],
+                                      remove=True, network_mode="none").decode().split()  # fmt: skip
+    assert ids == [str(alice.uid), str(alice.gid), "42"]
+
+    # a non-admin may not build bases
+    refused = subprocess.run(["runuser", "-u", alice.name, "--", "env", *[f"{k}={v}" for k, v in env.items()
+                              if k in ("DOCKER_HOST", "DS01_CONFIG", "PATH")], "sudo", "-n", str(BIN / "ds01"),
+                              "image", "build-base", "--offline"], capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 5, refused.stderr
