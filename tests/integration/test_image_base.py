@@ -21,15 +21,15 @@ def test_build_base_offline_makes_a_python_image_that_project_images_build_from(
 ):
     env = {k: v for k, v in os.environ.items() if k != "SUDO_UID"}  # the admin at the console
     started = time.monotonic()
-    proc = subprocess.run([str(BIN / "ds01"), "image", "build-base", "--offline", "--only", "ds01/python:3.11",
-                           "--json"], capture_output=True, text=True, env=env, timeout=240)  # fmt: skip
+    argv = [str(BIN / "ds01"), "image", "build-base", "--offline", "--only", "ds01/python:3.11", "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240)
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     [result] = json.loads(proc.stdout)
     print(f"\nair-gapped base: {seconds:.1f} s, {result['size'] / 1e6:.0f} MB")
     assert result["method"] == "debootstrap" and result["size"] > 100_000_000
-    out = engine_clean.containers.run("ds01/python:3.11", ["python3", "-c", "import sys, pip; print(sys.version_info[0])"],
-                                      remove=True, network_mode="none")  # fmt: skip
+    check = ["python3", "-c", "import sys, pip; print(sys.version_info[0])"]
+    out = engine_clean.containers.run("ds01/python:3.11", check, remove=True, network_mode="none")
     assert out.decode().strip() == "3"
 
     # the plain Python project type installs nothing, so it builds from this base with no network at all
@@ -44,7 +44,7 @@ def test_build_base_offline_makes_a_python_image_that_project_images_build_from(
     assert ids == [str(alice.uid), str(alice.gid), "42"]
 
     # a non-admin may not build bases
-    refused = subprocess.run(["runuser", "-u", alice.name, "--", "env", *[f"{k}={v}" for k, v in env.items()
-                              if k in ("DOCKER_HOST", "DS01_CONFIG", "PATH")], "sudo", "-n", str(BIN / "ds01"),
-                              "image", "build-base", "--offline"], capture_output=True, text=True)  # fmt: skip
+    kept = [f"{k}={v}" for k, v in env.items() if k in ("DOCKER_HOST", "DS01_CONFIG", "PATH")]
+    as_alice = ["runuser", "-u", alice.name, "--", "env", *kept, "sudo", "-n", str(BIN / "ds01")]
+    refused = subprocess.run([*as_alice, "image", "build-base", "--offline"], capture_output=True, text=True)
     assert refused.returncode == 5, refused.stderr
