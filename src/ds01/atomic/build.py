@@ -188,7 +188,9 @@ class LiveView:
             return
         from rich.markup import escape
 
-        self.console.print(f"[red]✗[/red] build failed at {escape(state.where)}; its last output:", highlight=False)
+        self.console.print(
+            f"[red]✗[/red] build failed at {escape(state.where)}; its last output:", highlight=False
+        )
         for line in state.tail:
             self.console.print(f"  [dim]|[/dim] {escape(line)}", highlight=False)
 
