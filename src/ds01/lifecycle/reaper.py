@@ -335,30 +335,29 @@ def _log(ctx: Context, entry: Entry, **extra: Any) -> None:
         )
 
 
-def _stop(entry: Entry, ctx: Context, now: datetime) -> None:
+def _stop(entry: Entry, ctx: Context) -> bool:
+    """Stop (SIGTERM, then SIGKILL after the grace) and, for an idle stop, remove. True when removed.
+    Runs in a worker thread, so it only talks to the engine; notices and events follow in the caller."""
     gateway, seen = ctx.gateway, entry.seen
-    recipient = _recipient(gateway, seen)  # before the stop: its shells are gone afterwards
-    grace = ctx.config.policies.sigterm_grace_s
     try:
-        gateway.stop(seen.id, timeout=grace)
+        gateway.stop(seen.id, timeout=ctx.config.policies.sigterm_grace_s)
     except Ds01Error as err:
         entry.error = str(err)
-        return
+        return False
     entry.done = True
     try:
         code = gateway.inspect(seen.id).get("State", {}).get("ExitCode")
         entry.exit_code = int(code) if code is not None else None
     except Ds01Error:
         pass
-    removed = False
-    if entry.decision.action == IDLE_STOP:
-        try:
-            gateway.remove(seen.id)
-            removed = True
-        except Ds01Error as err:  # stopped but still there: the hold rules remove it later
-            entry.error = f"stopped, but not removed: {err}"
-    _deliver(entry, ctx, now, recipient)
-    _log(ctx, entry, exit_code=entry.exit_code, removed=removed, signal="SIGTERM", grace_s=grace)
+    if entry.decision.action != IDLE_STOP:
+        return False
+    try:
+        gateway.remove(seen.id)
+    except Ds01Error as err:  # stopped but still there: the hold rules remove it later
+        entry.error = f"stopped, but not removed: {err}"
+        return False
+    return True
 
 
 def _cleanup(entry: Entry, ctx: Context, now: datetime) -> None:
@@ -388,9 +387,16 @@ def _carry_out(entries: list[Entry], ctx: Context, now: datetime) -> None:
         elif entry.decision.action == CLEANUP:
             _cleanup(entry, ctx, now)
     stops = [e for e in entries if e.decision.action in STOPS]
-    if stops:  # in parallel: each may take the whole SIGTERM grace
-        with ThreadPoolExecutor(max_workers=min(8, len(stops))) as pool:
-            list(pool.map(lambda e: _stop(e, ctx, now), stops))
+    if not stops:
+        return
+    recipients = [_recipient(ctx.gateway, e.seen) for e in stops]  # before the stop: its shells go with it
+    with ThreadPoolExecutor(max_workers=min(8, len(stops))) as pool:  # each may wait out the whole grace
+        removed = list(pool.map(lambda e: _stop(e, ctx), stops))
+    grace = ctx.config.policies.sigterm_grace_s
+    for entry, recipient, gone in zip(stops, recipients, removed, strict=True):
+        if entry.done:
+            _deliver(entry, ctx, now, recipient)
+            _log(ctx, entry, exit_code=entry.exit_code, removed=gone, signal="SIGTERM", grace_s=grace)
 
 
 def _save(
@@ -454,7 +460,8 @@ def run_loop(
     options: ReaperOptions,
     emit: Callable[[PassReport | Ds01Error], None],
 ) -> None:
-    """Pass, sleep, repeat, until the clock is woken (SIGTERM). A failed pass is reported, not fatal."""
+    """Pass, sleep, repeat, until the clock is woken (SIGTERM). A failed pass is reported, not fatal; the
+    config is re-read before every pass, so an admin's edit applies without a restart."""
     while True:
         try:
             emit(locked_pass(ctx, clock, options))
@@ -462,3 +469,13 @@ def run_loop(
             emit(err)
         if not clock.sleep(interval_s):
             return
+        _reload_config(ctx, emit)
+
+
+def _reload_config(ctx: Context, emit: Callable[[PassReport | Ds01Error], None]) -> None:
+    from ds01.config import load_config
+
+    try:
+        ctx.config = load_config(ctx.config.source)
+    except Ds01Error as err:  # a broken edit: keep enforcing the last good config, and say so
+        emit(err)
