@@ -44,7 +44,9 @@ RUN apt-get update \
 
 # Python packages from requirements.txt (edit it, then rebuild)
 COPY requirements.txt /tmp/ds01/requirements.txt
-RUN python3 -m pip install --no-cache-dir -r /tmp/ds01/requirements.txt
+RUN if grep -qvE '^[[:space:]]*(#|$)' /tmp/ds01/requirements.txt; then \
+      python3 -m pip install --no-cache-dir -r /tmp/ds01/requirements.txt; \
+    fi
 
 # >>> your additions (kept when ds01 regenerates this file) >>>
 RUN echo mine

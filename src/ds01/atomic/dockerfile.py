@@ -186,7 +186,10 @@ def _package_steps(spec: DockerfileSpec) -> list[str]:
         steps.append(
             f"# Python packages from {REQUIREMENTS} (edit it, then rebuild)\n"
             f"COPY {REQUIREMENTS} {REQUIREMENTS_IN_IMAGE}\n"
-            f"{PIP_RUN} -r {REQUIREMENTS_IN_IMAGE}"
+            # pip runs only when the file names a package, so an empty list builds offline on any base
+            f"RUN if grep -qvE '^[[:space:]]*(#|$)' {REQUIREMENTS_IN_IMAGE}; then \\\n"
+            f"      python3 -m pip install --no-cache-dir -r {REQUIREMENTS_IN_IMAGE}; \\\n"
+            "    fi"
         )
     return steps
 

@@ -224,3 +224,12 @@ def _setup_lfs(owner: User, workspace: Path, result: Created) -> None:
     path = workspace / ".gitattributes"
     if user_files.write_new(owner, path, GITATTRIBUTES):
         result.files.append(path)
+
+
+def commit_all(owner: User, workspace: Path, message: str) -> bool:
+    """Commit everything in the workspace as the owner; False when there was nothing to commit."""
+    _git(owner, workspace, "add", "-A")
+    if not _git(owner, workspace, "status", "--porcelain", check=False):
+        return False
+    _git(owner, workspace, "commit", "-q", "-m", message)
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -111,17 +112,34 @@ def deploy(
     if json_out:
         ctx.out.json(deployment.entry)
         return
-    _summary(ctx, deployment, owner.uid == ctx.user.uid)
+    code = present(
+        ctx, deployment, open_=open_, background=background, owner_is_caller=owner.uid == ctx.user.uid
+    )
+    raise typer.Exit(code)
+
+
+def present(
+    ctx: Context,
+    deployment: Deployment,
+    *,
+    open_: bool,
+    background: bool,
+    owner_is_caller: bool = True,
+    ask: Callable[[str, bool], bool] | None = None,
+) -> int:
+    """The summary, then a shell when asked for (on a terminal: asked); after the shell, keep or retire."""
+    ask = ask or (lambda question, default: _ask(question, ctx, default=default))
+    _summary(ctx, deployment, owner_is_caller)
     tty = stdin_is_tty()
     if not open_ and not background and tty:
-        open_ = _ask("Open a shell in it now?", ctx, default=True)
+        open_ = ask("Open a shell in it now?", True)
     if not open_:
-        return
+        return 0
     code = _open_shell(ctx, deployment)
-    if tty and not _ask(f"Keep {deployment.name} running?", ctx, default=True):
+    if tty and not ask(f"Keep {deployment.name} running? (no = retire it now; the workspace stays)", True):
         _retire_one(ctx, deployment.view, save=False)
         ctx.out.success(f"retired {deployment.name}; the workspace stays")
-    raise typer.Exit(code)
+    return code
 
 
 def _retire_one(ctx: Context, view: ContainerView, *, save: bool) -> dict[str, object]:

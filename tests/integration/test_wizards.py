@@ -1,0 +1,204 @@
+"""The L4 wizards as a newcomer meets them: real Unix users, the private engine, a real terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from harness.users import KEEP_ENV, run_as
+
+pytestmark = pytest.mark.docker
+BIN = Path(sys.executable).parent
+PYTHON_BASE = "ds01/python:3.11"  # what the catalogue maps `--framework python` to
+
+
+@pytest.fixture
+def python_base(engine_clean, base_image_ref):
+    """The lab's offline Python base, stood in for by the busybox image (no registry, no debootstrap here)."""
+    engine_clean.images.get(base_image_ref).tag(PYTHON_BASE)
+    return PYTHON_BASE
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result
+
+
+def owned_by(path: Path, uid: int) -> bool:
+    return path.stat().st_uid == uid
+
+
+def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, unix_users):
+    alice = unix_users["alice"]
+    quickstart = alice.home / "ds01-quickstart.md"
+    quickstart.unlink(missing_ok=True)
+    setup = ok(run_as(alice, "user-setup", "--yes"))
+    assert "Host " in setup.stdout and f"User {alice.name}" in setup.stdout
+    assert "idle" in setup.stdout and quickstart.exists() and owned_by(quickstart, alice.uid)
+
+    start = time.monotonic()
+    again = ok(run_as(alice, "user-setup", "--yes"))
+    assert "set up already" in again.stdout and time.monotonic() - start < 5
+
+    ok(run_as(alice, "project-init", "demo", "--type", "custom", "--framework", "python", "--yes"))
+    ws = ds01_home / "ws" / alice.name / "demo"
+    for rel in ("pyproject.toml", "requirements.txt", "Dockerfile", "README.md", ".gitignore", "data/raw"):
+        assert (ws / rel).exists(), rel
+        assert owned_by(ws / rel, alice.uid), rel
+    assert "[tool.ds01]" in (ws / "pyproject.toml").read_text()
+    log = subprocess.run(
+        ["git", "-C", str(ws), "log", "--oneline"],
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "safe.directory",
+            "GIT_CONFIG_VALUE_0": "*",
+            "PATH": os.environ["PATH"],
+        },
+    )
+    assert "Start demo with ds01" in log.stdout
+
+    launched = json.loads(ok(run_as(alice, "project-launch", "demo", "--background", "--json")).stdout)
+    assert launched["image_built"] is True and launched["status"] == "running"
+    assert launched["image"] == f"ds01-{alice.uid}/demo:latest"
+    listed = json.loads(ok(run_as(alice, "container-list", "--json")).stdout)
+    assert [c["name"] for c in listed] == ["demo"]
+    container = engine_clean.containers.get(launched["container"])
+    assert container.labels["ds01.interface"] == "wizard"
+    code, out = container.exec_run(["id", "-u"])  # as the container's own user
+    assert code == 0 and out.decode().strip() == str(alice.uid)
+
+
+def test_project_init_twice_never_overwrites(ds01_home, engine_clean, unix_users):
+    bob = unix_users["bob"]
+    ok(run_as(bob, "project-init", "thesis", "--type", "nlp", "--framework", "pytorch", "--no-git", "--yes"))
+    ws = ds01_home / "ws" / bob.name / "thesis"
+    (ws / "README.md").write_text("# mine\n")
+    (ws / "Dockerfile").unlink()
+    result = json.loads(
+        ok(
+            run_as(
+                bob,
+                "project-init",
+                "thesis",
+                "--type",
+                "nlp",
+                "--framework",
+                "pytorch",
+                "--no-git",
+                "--yes",
+                "--json",
+            )
+        ).stdout
+    )
+    assert (ws / "README.md").read_text() == "# mine\n"
+    assert result["created"] == ["Dockerfile"] and "README.md" in result["kept"]
+    assert "transformers" in (ws / "requirements.txt").read_text()
+
+
+def test_project_init_adds_a_tool_table_to_an_existing_pyproject(ds01_home, engine_clean, unix_users):
+    carol = unix_users["carol"]
+    ws = ds01_home / "ws" / carol.name / "old"
+    ws.mkdir(parents=True)
+    (ws / "pyproject.toml").write_text('[project]\nname = "old"\n')
+    subprocess.run(
+        ["chown", "-R", f"{carol.uid}:{carol.gid}", str(ds01_home / "ws" / carol.name)], check=True
+    )
+    ok(run_as(carol, "project-init", "old", "--type", "ml", "--framework", "pytorch", "--no-git", "--yes"))
+    text = (ws / "pyproject.toml").read_text()
+    assert text.startswith('[project]\nname = "old"\n') and '[tool.ds01]\ntype = "ml"' in text
+    assert (ws / "pyproject.toml.bak").read_text() == '[project]\nname = "old"\n'
+
+
+def test_without_a_terminal_a_missing_answer_is_exit_2_naming_the_flag(ds01_home, engine_clean, unix_users):
+    result = run_as(unix_users["dave"], "project-init", "x")
+    assert result.returncode == 2 and "--type" in result.stderr and "Traceback" not in result.stderr
+    result = run_as(unix_users["dave"], "project-launch")
+    assert result.returncode == 2 and "NAME" in result.stderr
+
+
+def test_launch_without_a_name_lists_projects_to_pick(
+    ds01_home, engine_clean, python_base, unix_users, monkeypatch
+):
+    from ds01.cli.project import _pick_project
+    from ds01.context import Context
+    from ds01.identity import lookup_user
+    from ds01.wizards.project_launch import list_projects
+    from ds01.wizards.prompts import Questionary
+
+    erin = unix_users["erin"]
+    for name in ("alpha", "beta"):
+        ok(
+            run_as(
+                erin, "project-init", name, "--type", "custom", "--framework", "python", "--no-git", "--yes"
+            )
+        )
+    ok(run_as(erin, "project-launch", "beta", "--background"))
+    monkeypatch.setenv("SUDO_UID", str(erin.uid))
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    ctx = Context.load()
+    owner = lookup_user(erin.name)
+    projects = {p.name: p.image_ready for p in list_projects(ctx, owner)}
+    assert projects == {"alpha": False, "beta": True}
+    with create_pipe_input() as pipe:
+        pipe.send_text("\x1b[B\r")  # default is the first project; one down picks beta
+        assert _pick_project(ctx, owner, Questionary(input=pipe, output=DummyOutput())) == "beta"
+
+
+def _read_until(fd: int, pattern: str, timeout: float = 60) -> str:
+    seen, end = "", time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 4096).decode(errors="replace")
+            except OSError:
+                break
+            if re.search(pattern, seen):
+                return seen
+    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{seen[-3000:]}")
+
+
+def test_project_launch_open_on_a_real_terminal_then_retire(ds01_home, engine_clean, python_base, unix_users):
+    frank = unix_users["frank"]
+    ok(
+        run_as(
+            frank, "project-init", "demo", "--type", "custom", "--framework", "python", "--no-git", "--yes"
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
+    env.update(TERM="xterm", COLUMNS="120", LINES="40")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the user, on a real terminal, through the lab's sudo rule
+        os.execvpe(
+            "runuser",
+            ["runuser", "-u", frank.name, "--", "sudo", "-n", str(BIN / "project-launch"), "demo", "--open"],
+            {**env, **{k: v for k, v in env.items()}},
+        )
+    try:
+        _read_until(fd, r"[$#] $|[$#] \S*$|/workspace")
+        os.write(fd, b"echo inside-$((6*7)) $(pwd)\r")
+        screen = _read_until(fd, r"inside-42 /workspace")
+        assert "inside-42 /workspace" in screen
+        os.write(fd, b"exit\r")
+        _read_until(fd, r"Keep demo running")
+        os.write(fd, b"n\r")
+        _read_until(fd, r"retired demo")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine_clean.containers.list(all=True, filters={"label": f"ds01.uid={frank.uid}"}) == []
+    assert (ds01_home / "ws" / frank.name / "demo" / "Dockerfile").exists()
