@@ -410,3 +410,24 @@ def test_the_loop_rereads_the_config_survives_a_broken_one_and_stops_on_sigterm(
     assert doc["checked"] == 0, "back to passes once the config is fixed"
     proc.terminate()
     assert proc.wait(timeout=30) == 0
+
+
+def test_warnings_reach_the_shells_inside_the_container(world: World):
+    from ds01.lifecycle.clock import ManualClock
+
+    c = world.container("shell")
+    api = world.client.api
+    exec_id = api.exec_create(c.id, ["sh"], stdin=True, tty=True)["Id"]
+    sock = api.exec_start(exec_id, tty=True, socket=True)._sock  # an interactive shell, as `container-attach`
+    sock.settimeout(5)
+    t = started(c) + timedelta(minutes=31)
+    clock = ManualClock(t)
+    for minutes in (0, 5, 10):  # the third idle check gives the final warning
+        clock.set(t + timedelta(minutes=minutes))
+        e = entry(run(clock), c)
+    assert e["action"] == "idle_warning" and e["delivered"]["terminals"] == 1, e
+    seen = b""
+    while b"SAVE YOUR WORK" not in seen:
+        seen += sock.recv(4096)
+    assert b"FINAL WARNING: container shell" in seen
+    sock.close()
