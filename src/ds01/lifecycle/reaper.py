@@ -216,7 +216,7 @@ def _probe(ctx: Context) -> tuple[Inventory | None, str | None]:
     return inventory, inventory.notice
 
 
-def _record(store: StateStore, records: dict[str, ContainerState], seen: Seen) -> ContainerState:
+def _record(records: dict[str, ContainerState], seen: Seen) -> ContainerState:
     record = copy.deepcopy(records.get(seen.id)) or ContainerState(id=seen.id)
     if record.started_at != seen.started_raw:  # new, or restarted since: a fresh record
         record.reset(seen.started_raw)
@@ -428,7 +428,7 @@ def run_pass(ctx: Context, clock: Clock, options: ReaperOptions | None = None) -
     dem = demand(holdings, inventory, ctx.config.policies)
     store = StateStore(ctx.config.paths.state_dir)
     stored = store.load_all()
-    records = {s.id: _record(store, stored, s) for s in seen if s.status == "running"}
+    records = {s.id: _record(stored, s) for s in seen if s.status == "running"}
     to_sample = {s.id: s.pid for s in seen if _needs_sample(s, now, ctx)}
     activity = gather_activity(gateway, to_sample, options.sample_s, use_cgroups=options.use_cgroups)
     report = PassReport(now, options.dry_run, dem if inventory else None, gpu_notice=notice)
