@@ -106,7 +106,7 @@ def _gpu_check(config: Config) -> Check:
         "gpus",
         "ok",
         f"{inventory.backend}: {len(inventory.gpus)} GPUs, "
-        f"{len(inventory.slots())} slots, {inventory.total_gpueq:g} gpueq{driver}",
+        f"{len(inventory.slots())} slots, {round(inventory.total_gpueq, 2):g} gpueq{driver}",
     )
 
 

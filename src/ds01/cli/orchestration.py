@@ -32,7 +32,7 @@ def _summary(ctx: Context, d: Deployment, owner_is_caller: bool) -> None:
     verb = {"created": "Deployed", "started": "Started again", "running": "Already running:"}[d.action]
     out.say(f"[bold green]{verb}[/bold green] [bold]{view.name}[/bold]")
     gpus = ", ".join(
-        f"{g['slot']} ({g['profile'] or 'full GPU'}, {g['gpueq']:g} gpueq)" for g in d.entry["gpus"]
+        f"{g['slot']} ({g['profile'] or 'full GPU'}, {round(g['gpueq'], 3):g} gpueq)" for g in d.entry["gpus"]
     )
     rows = [
         ("image", view.image),
