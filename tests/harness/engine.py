@@ -8,7 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOOK = """#!/bin/sh
@@ -26,6 +26,7 @@ class Engine:
     socket: Path
     pid: int
     hook_log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def host(self) -> str:
@@ -67,7 +68,7 @@ def start_engine(timeout: float = 30.0) -> Engine:
             tail = (root / "dockerd.log").read_text()[-2000:]
             raise RuntimeError(f"dockerd exited with {proc.returncode}:\n{tail}")
         if socket.exists() and _answers(socket):
-            return Engine(root=root, socket=socket, pid=proc.pid, hook_log=hook_log)
+            return Engine(root=root, socket=socket, pid=proc.pid, hook_log=hook_log, process=proc)
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("dockerd did not answer within 30 s")
@@ -91,12 +92,20 @@ def _answers(socket: Path) -> bool:
 
 
 def stop_engine(engine: Engine) -> None:
+    """SIGTERM, then SIGKILL after 15 s; waited for (and so reaped) when this process started it."""
     try:
         os.kill(engine.pid, signal.SIGTERM)
-        for _ in range(150):
-            os.kill(engine.pid, 0)
-            time.sleep(0.1)
-        os.kill(engine.pid, signal.SIGKILL)
+        if engine.process is not None:
+            try:
+                engine.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                engine.process.kill()
+                engine.process.wait()
+        else:
+            for _ in range(150):
+                os.kill(engine.pid, 0)
+                time.sleep(0.1)
+            os.kill(engine.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     subprocess.run(["umount", "-R", str(engine.root / "exec")], capture_output=True)
