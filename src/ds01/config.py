@@ -119,7 +119,9 @@ TOP_LEVEL = {
     "gpu",
     "paths",
     "containers",
+    "images",
 }
+IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"}
 GPU_KEYS = {"backend", "inventory", "attach"}
 PATH_KEYS = {"workspace_root", "state_dir", "log_dir"}
 CONTAINER_KEYS = {"network", "init", "env"}
@@ -197,6 +199,24 @@ class ContainerDefaults:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """What builds need behind a lab's intercepting proxy (sudo drops the users' own proxy variables)."""
+
+    ca_bundle: Path | None = None
+    http_proxy: str | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
+
+    def proxy_args(self) -> dict[str, str]:
+        pairs = (
+            ("HTTP_PROXY", self.http_proxy),
+            ("HTTPS_PROXY", self.https_proxy),
+            ("NO_PROXY", self.no_proxy),
+        )
+        return {k: v for name, v in pairs if v for k in (name, name.lower())}
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     defaults: Mapping[str, Any]
@@ -207,6 +227,7 @@ class Config:
     gpu: GpuSettings
     paths: PathSettings
     containers: ContainerDefaults
+    images: ImageSettings = field(default_factory=ImageSettings)
 
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
@@ -354,6 +375,24 @@ def _parse_containers(doc: _Doc, raw: dict[str, Any]) -> ContainerDefaults:
     return ContainerDefaults(network=network, init=init, env={str(k): str(v) for k, v in env.items()})
 
 
+def _parse_images(doc: _Doc, raw: dict[str, Any]) -> ImageSettings:
+    for key in raw:
+        if key not in IMAGE_KEYS:
+            raise doc.unknown(f"images.{key}", IMAGE_KEYS)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        try:
+            values[key] = _str(value)
+        except ValueError as exc:
+            raise doc.error(f"images.{key}", str(exc)) from exc
+    if "ca_bundle" in values:
+        bundle = Path(values["ca_bundle"])
+        values["ca_bundle"] = bundle if bundle.is_absolute() else doc.path.parent / bundle
+    return ImageSettings(**values)
+
+
 def config_path() -> Path:
     env = os.environ.get("DS01_CONFIG")
     if env:
@@ -396,4 +435,5 @@ def load_config(path: Path | None = None) -> Config:
         gpu=_parse_gpu(doc, _mapping(doc, data.get("gpu"), "gpu")),
         paths=_parse_paths(doc, _mapping(doc, data.get("paths"), "paths")),
         containers=_parse_containers(doc, _mapping(doc, data.get("containers"), "containers")),
+        images=_parse_images(doc, _mapping(doc, data.get("images"), "images")),
     )

@@ -157,3 +157,20 @@ def test_workspace_root_expands_home_and_placeholders(tmp_path):
     assert config.paths.workspace_root_for("sam", 1500, Path("/home/sam")) == Path("/srv/ws/sam-1500")
     default = load_config(write(tmp_path, BASE))
     assert default.paths.workspace_root_for("sam", 1500, Path("/home/sam")) == Path("/home/sam/workspace")
+
+
+def test_images_section_sets_proxy_and_ca_bundle_for_builds(tmp_path):
+    from ds01.atomic.images import build_args
+
+    bundle = tmp_path / "lab-ca.pem"
+    bundle.write_text("junk\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\nsecret key\n")
+    config = load_config(write(tmp_path, BASE + "images:\n  ca_bundle: lab-ca.pem\n  https_proxy: http://p:3128\n"))
+    assert config.images.ca_bundle == bundle
+    args = build_args(user("sam"), {}, config.images)
+    assert args["HTTPS_PROXY"] == args["https_proxy"] == "http://p:3128"
+    assert "AAAA" in args["DS01_CA_PEM"] and "secret" not in args["DS01_CA_PEM"]
+
+
+def test_unknown_images_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"images.proxy: unknown key \(did you mean 'no_proxy'\?\)"):
+        load_config(write(tmp_path, BASE + "images:\n  proxy: x\n"))

@@ -21,6 +21,7 @@ from ds01.atomic import user_files
 from ds01.atomic.build import BuildResult, BuildView, follow
 from ds01.atomic.catalogue import Catalogue, load_catalogue
 from ds01.atomic.project_files import ensure_workspace, workspace_path
+from ds01.config import ImageSettings
 from ds01.context import Context
 from ds01.docker_gateway import ContainerSummary
 from ds01.errors import NotFound, OperationFailed, PermissionDenied, UsageError
@@ -198,20 +199,26 @@ def ca_bundle_pem(path: str | None) -> str:
         text = Path(path).read_text(errors="replace")
     except OSError as exc:
         raise OperationFailed(
-            f"cannot read the CA bundle {path}: {exc.strerror}", hint=f"fix or unset {CA_BUNDLE_ENV}"
+            f"cannot read the CA bundle {path}: {exc.strerror}",
+            hint=f"fix images.ca_bundle in the config (or {CA_BUNDLE_ENV})",
         ) from exc
     return "\n".join(_PEM_CERT.findall(text))
 
 
-def build_args(owner: User, env: Mapping[str, str] | None = None) -> dict[str, str]:
+def build_args(
+    owner: User, env: Mapping[str, str] | None = None, settings: ImageSettings | None = None
+) -> dict[str, str]:
+    """The user to bake in; the proxy and CA bundle from the config's `images:`, else the environment."""
     env = os.environ if env is None else env
+    settings = settings or ImageSettings()
     args = {
         recipe.BUILD_ARG_UID: str(owner.uid),
         recipe.BUILD_ARG_GID: str(owner.gid),
         recipe.BUILD_ARG_USER: owner.safe_name,
     }
     args.update({k: env[k] for k in PROXY_VARS if env.get(k)})
-    pem = ca_bundle_pem(env.get(CA_BUNDLE_ENV))
+    args.update(settings.proxy_args())
+    pem = ca_bundle_pem(str(settings.ca_bundle) if settings.ca_bundle else env.get(CA_BUNDLE_ENV))
     if pem:
         args[recipe.BUILD_ARG_CA] = pem
     return args
@@ -243,7 +250,7 @@ def build_image(
         workspace=str(workspace_path(ctx, owner, ref.name)),
     )
     labels[naming.LABEL_DOCKERFILE] = str(dockerfile)
-    args = build_args(owner)
+    args = build_args(owner, settings=ctx.config.images)
     with user_files.as_owner(owner):  # the context holds only what the owner may read
         archive, name_in_context = context_archive(str(dockerfile.parent), str(dockerfile))
     try:
