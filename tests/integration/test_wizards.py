@@ -155,6 +155,13 @@ def test_launch_without_a_name_lists_projects_to_pick(
     with create_pipe_input() as pipe:
         pipe.send_text("\x1b[B\r")  # default is the first project; one down picks beta
         assert _pick_project(ctx, owner, Questionary(input=pipe, output=DummyOutput())) == "beta"
+    with create_pipe_input() as pipe:
+        # two down: "+ start a new project"; its name; then type, framework, description, dev container
+        pipe.send_text("\x1b[B\x1b[B\r" + "gamma\r" + "\r" + "\r" + "a new one\r" + "\r")
+        assert _pick_project(ctx, owner, Questionary(input=pipe, output=DummyOutput())) == "gamma"
+    gamma = ds01_home / "ws" / erin.name / "gamma"
+    assert (gamma / "Dockerfile").exists() and "a new one" in (gamma / "pyproject.toml").read_text()
+    assert (gamma / "Dockerfile").stat().st_uid == erin.uid
 
 
 def _read_until(fd: int, pattern: str, timeout: float = 60) -> str:

@@ -94,3 +94,20 @@ def test_prompter_choice():
     assert isinstance(prompter_for(yes=True, tty=True), Defaults)
     assert isinstance(prompter_for(yes=False, tty=False), NoTerminal)
     assert isinstance(prompter_for(yes=False, tty=True), Questionary)
+
+
+def test_user_setup_offers_a_first_project(keys):
+    from ds01.wizards.user_setup import ask_first_project
+
+    prompter, pipe = keys
+    pipe.send_text("y" + "\x7f" * 16 + "thesis" + ENTER)  # yes; replace the suggested name
+    assert ask_first_project(prompter, None) == "thesis"
+
+
+def test_user_setup_first_project_declined(keys):
+    from ds01.wizards.user_setup import ask_first_project
+
+    prompter, pipe = keys
+    pipe.send_text(ENTER)  # the default is no
+    assert ask_first_project(prompter, None) is None
+    assert ask_first_project(Defaults(), "given") == "given"

@@ -59,7 +59,7 @@ def setup(
     from ds01.context import Context
     from ds01.errors import UsageError
     from ds01.wizards.prompts import prompter_for
-    from ds01.wizards.user_setup import LEVELS, Experience, ask_experience, setup_user
+    from ds01.wizards.user_setup import LEVELS, Experience, ask_experience, ask_first_project, setup_user
 
     if experience is not None and experience not in LEVELS:
         raise UsageError(f"unknown experience {experience!r}", hint=f"use one of {', '.join(LEVELS)}")
@@ -85,11 +85,7 @@ def setup(
     _render(ctx, result, detailed_ssh=exp.new_to("ssh"))
     if no_project:
         return
-    wanted = project or (
-        prompter.text("Name of your first project", default="my-first-project", flag="--project")
-        if prompter.confirm("Create and launch a first project now?", default=False, flag="--project NAME")
-        else None
-    )
+    wanted = ask_first_project(prompter, project)
     if not wanted:
         ctx.out.say("[dim]next:[/dim] project-init my-thesis   then   project-launch my-thesis --open")
         return

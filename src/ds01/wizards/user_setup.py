@@ -61,6 +61,15 @@ def ask_experience(prompter: Prompter, given: Experience | None) -> Experience:
     )
 
 
+def ask_first_project(prompter: Prompter, given: str | None) -> str | None:
+    """The name of a first project to create and launch now, or None."""
+    if given:
+        return given
+    if not prompter.confirm("Create and launch a first project now?", default=False, flag="--project NAME"):
+        return None
+    return prompter.text("Name of your first project", default="my-first-project", flag="--project") or None
+
+
 def plain_limits(ctx: Context, owner: User) -> dict[str, str]:
     lim = ctx.limits_for(owner).limits
     gpu = (
