@@ -58,12 +58,13 @@ def _undo_create(ctx: Context, owner: User, container_id: str, reason: BaseExcep
         ctx.log("release", view.docker_name, user=owner.name, slots=view.gpu_slots, rollback=True)
 
 
-def _wait_until_up(ctx: Context, container_id: str, deadline_s: float = 3.0) -> None:
+def _wait_until_up(ctx: Context, container_id: str, deadline_s: float = 3.0) -> ContainerView:
     """With an init process, `start` succeeds even when the command cannot run: init starts, its child
     fails and the container exits a moment later. Wait until a process other than init runs, or fail."""
     end = time.monotonic() + deadline_s
     while True:
-        state = ctx.gateway.inspect(container_id).get("State") or {}
+        raw = ctx.gateway.inspect(container_id)
+        state = raw.get("State") or {}
         if state.get("Status") != "running":
             code = state.get("ExitCode")
             tail = b"".join(ctx.gateway.logs(container_id, tail=3)).decode(errors="replace").strip()
@@ -74,34 +75,41 @@ def _wait_until_up(ctx: Context, container_id: str, deadline_s: float = 3.0) -> 
             )
         processes = ctx.gateway.top(container_id).get("Processes") or []
         if any(p and p[-1] not in INIT_NAMES for p in processes) or time.monotonic() > end:
-            return
+            return ContainerView.from_inspect(raw)
         time.sleep(0.02)
+
+
+def _deployment(
+    ctx: Context, owner: User, view: ContainerView, action: Action, entry: dict[str, Any] | None = None
+) -> Deployment:
+    limits = ctx.limits_for(owner).limits
+    return Deployment(
+        view=view,
+        action=action,
+        entry=entry or list_entry(view, known_slots(ctx, [view])),
+        idle_timeout_h=limits.idle_timeout_h if view.gpu_slots else None,
+        max_runtime_h=limits.max_runtime_h,
+    )
 
 
 def deploy_container(ctx: Context, owner: User, request: CreateRequest) -> Deployment:
     name = naming.normalise_name(request.name)
     view = _existing(ctx, owner, name)
     if view is not None and view.state in RUNNING:
-        action: Action = "running"
-    elif view is not None:
+        return _deployment(ctx, owner, view, "running")
+    if view is not None:
         start_container(ctx, view)
-        action = "started"
-    else:
-        created = create_container(ctx, owner, request)
-        assert created.container_id is not None
-        try:
-            start_container(ctx, _refresh(ctx, created.container_id))
-            _wait_until_up(ctx, created.container_id)
-        except BaseException as exc:  # KeyboardInterrupt and SIGTERM too: roll back, then re-raise
-            _undo_create(ctx, owner, created.container_id, exc)
-            raise
-        view, action = _refresh(ctx, created.container_id), "created"
-    view = _refresh(ctx, view.id)
-    limits = ctx.limits_for(owner).limits
-    return Deployment(
-        view=view,
-        action=action,
-        entry=list_entry(view, known_slots(ctx, [view])),
-        idle_timeout_h=limits.idle_timeout_h if view.gpu_slots else None,
-        max_runtime_h=limits.max_runtime_h,
-    )
+        return _deployment(ctx, owner, _wait_until_up(ctx, view.id), "started")
+    created = create_container(ctx, owner, request)
+    assert created.container_id is not None
+    spec = created.spec
+    try:
+        start_container(
+            ctx, ContainerView(created.container_id, spec.name, "created", spec.image, spec.labels, spec.user)
+        )
+        view = _wait_until_up(ctx, created.container_id)
+    except BaseException as exc:  # KeyboardInterrupt and SIGTERM too: roll back, then re-raise
+        _undo_create(ctx, owner, created.container_id, exc)
+        raise
+    # the reservation already knew the slots: no second GPU probe for the entry
+    return _deployment(ctx, owner, view, "created", {**created.entry, "status": view.state})
