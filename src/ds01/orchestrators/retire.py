@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ds01 import naming
 from ds01.atomic.container_view import ContainerView
-from ds01.atomic.containers import RUNNING, remove_container, stop_container
+from ds01.atomic.containers import remove_container, stop_container
 from ds01.context import Context
 
 # pip's record of an installed distribution: <site-packages>/<name>-<version>.dist-info
@@ -68,6 +68,6 @@ def retire_container(
     ctx: Context, view: ContainerView, *, save: bool = False, timeout: int = 10
 ) -> Retirement:
     saved = save_changes(ctx, view) if save else None
-    stopped = stop_container(ctx, view, timeout=timeout) if view.state in RUNNING | {"paused"} else False
+    stopped = stop_container(ctx, view, timeout=timeout)  # a no-op for one that is not running
     remove_container(ctx, view, force=True)
     return Retirement(view=view, stopped=stopped, saved=saved, gpu_slots=view.gpu_slots)
