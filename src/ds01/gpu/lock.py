@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ds01.errors import LockTimeout, OperationFailed
+from ds01.errors import OperationFailed
+from ds01.filelock import flock_within
 
 LOCK_NAME = "gpu-reservation.lock"
 POLL_S = 0.02
@@ -46,18 +45,13 @@ def reservation_lock(state_dir: Path, timeout: float = 10.0) -> Iterator[None]:
     path = Path(state_dir) / LOCK_NAME
     fd = _open_lock_file(path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"another ds01 command has held the GPU reservation lock for over {timeout:g} s",
-                        hint="try again in a moment; if it persists, ask an admin to look for a hung command",
-                    ) from None
-                time.sleep(POLL_S)
+        flock_within(
+            fd,
+            timeout,
+            message=f"another ds01 command has held the GPU reservation lock for over {timeout:g} s",
+            hint="try again in a moment; if it persists, ask an admin to look for a hung command",
+            poll_s=POLL_S,
+        )
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -7,7 +7,6 @@ and never reads half a file. Keyed by container id: a new container with an old 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -18,7 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ds01.errors import LockTimeout, PermissionDenied
+from ds01.errors import PermissionDenied
+from ds01.filelock import flock_within
 
 STATE_SUBDIR = "reaper"
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
@@ -115,23 +115,16 @@ class StateStore:
     @contextlib.contextmanager
     def lock(self, timeout_s: float = 30.0) -> Iterator[None]:
         """One reaper at a time (a service and a timer must not both act on the same container)."""
-        import time
-
         self._ensure_dir()
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"another reaper pass holds {self.dir / '.lock'}",
-                            hint="wait for it to finish, or stop the other reaper",
-                        ) from None
-                    time.sleep(0.2)
+            flock_within(
+                fd,
+                timeout_s,
+                message=f"another reaper pass holds {self.dir / '.lock'}",
+                hint="wait for it to finish, or stop the other reaper",
+                poll_s=0.2,
+            )
             yield
         finally:
             os.close(fd)
