@@ -1,44 +1,60 @@
-"""The only module that imports `docker`. It turns engine failures into ds01 errors (CONTRACT §5).
+"""The engine behind one `Gateway`: engine failures become ds01 errors (CONTRACT §5), and everything it
+returns is plain data (dicts from the Engine API, or small dataclasses), so the layers above never hold
+docker-py objects.
 
-Everything it returns is plain data (dicts from the Engine API, or small dataclasses), so the layers above
-never hold docker-py objects.
+Start-up time: every plain request/response call (list, inspect, create, start, stop, kill, remove, pause,
+top, stats, exec, diff, commit, images, version, info) goes over the Unix socket through
+`engine_socket.UnixTransport` (standard library only), because importing docker-py costs about 70 ms per
+command. docker-py, the only importer of `docker`, is imported inside the methods that stream or upload:
+`logs` (a follow stream, and plain and TTY output framed differently), `build` / `build_archive` and
+`context_archive` (its tar context and `.dockerignore` rules), `import_image` / `import_image_file`
+(uploads) and `archive_get` (a tar stream). When the engine is not a Unix socket (tcp://, ssh://) or TLS
+is set in the environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), every call goes through docker-py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import quote
 
-import docker
-import docker.errors
-import requests.exceptions
-from docker.types import DeviceRequest
-
-from ds01.errors import EngineUnavailable, NotFound, OperationFailed
-
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-# Engine API 1.41 = Docker 20.10, the oldest engine we support; pinning it skips a version round trip.
-API_VERSION = os.environ.get("DS01_DOCKER_API_VERSION", "1.41")
-ENGINE_HINT = "is the Docker daemon running? On a lab server run ds01 commands through the lab's sudo rule"
-TOOLKIT_HINT = (
-    "the NVIDIA container toolkit is missing or not configured on this host; ask an admin to install "
-    "nvidia-container-toolkit, or use --cpu-only"
+from ds01.engine_socket import (
+    API_VERSION,
+    DEFAULT_SOCKET,
+    ENGINE_HINT,
+    PERMISSION_HINT,
+    TOOLKIT_HINT,
+    ContainerSummary,
+    Request,
+    Transport,
+    UnixTransport,
+    api_error,
+    container_summary,
+    demux,
+    engine_address,
+    unix_socket_path,
+    unreachable,
 )
+from ds01.errors import Ds01Error, EngineUnavailable, NotFound, OperationFailed
 
-
-@dataclass(frozen=True)
-class ContainerSummary:
-    id: str
-    name: str
-    image: str
-    state: str
-    status: str
-    labels: Mapping[str, str]
-    created: int
+# HostConfig keys ds01 passes (the keyword names of docker-py's `create_host_config`) -> Engine API names.
+HOST_CONFIG_KEYS = {
+    "binds": "Binds",
+    "network_mode": "NetworkMode",
+    "init": "Init",
+    "privileged": "Privileged",
+    "security_opt": "SecurityOpt",
+    "nano_cpus": "NanoCpus",
+    "mem_limit": "Memory",
+    "memswap_limit": "MemorySwap",
+    "shm_size": "ShmSize",
+    "pids_limit": "PidsLimit",
+    "device_requests": "DeviceRequests",
+}
 
 
 @dataclass(frozen=True)
@@ -51,78 +67,182 @@ class ImageSummary:
 
 
 @contextlib.contextmanager
-def engine_errors(what: str = "") -> Iterator[None]:
-    """Map docker-py and requests failures to ds01 errors with a hint of how to fix them."""
+def engine_errors(what: str = "", address: str | None = None) -> Iterator[None]:
+    """Map docker-py and requests failures to the ds01 errors the socket transport raises."""
     try:
         yield
-    except docker.errors.NotFound as exc:
-        raise NotFound(_explain(exc) or f"{what} not found") from exc
-    except docker.errors.APIError as exc:
-        text = _explain(exc)
-        if "could not select device driver" in text:
-            raise OperationFailed("the engine cannot give this container a GPU", hint=TOOLKIT_HINT) from exc
-        prefix = f"{what}: " if what else ""
-        raise OperationFailed(f"{prefix}{text}") from exc
-    except (requests.exceptions.ConnectionError, docker.errors.DockerException, PermissionError) as exc:
-        text = str(exc)
-        if "Permission denied" in text or isinstance(exc, PermissionError):
-            raise EngineUnavailable(
-                f"permission denied on the Docker socket {_socket()}",
-                hint="run ds01 through the lab's sudo rule (e.g. `sudo container-list`) or ask an admin",
-            ) from exc
-        raise EngineUnavailable(f"cannot reach the Docker engine at {_socket()}", hint=ENGINE_HINT) from exc
+    except Ds01Error:
+        raise
+    except Exception as exc:
+        mapped = _from_docker_py(exc, what, address or engine_address())
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
-def _explain(exc: docker.errors.APIError | docker.errors.NotFound) -> str:
+def _from_docker_py(exc: Exception, what: str, address: str) -> Ds01Error | None:
+    import docker.errors  # already loaded when docker-py raised; cheap otherwise on this error path
+    import requests.exceptions
+
+    if isinstance(exc, docker.errors.NotFound):
+        return api_error(404, _explain(exc), what)
+    if isinstance(exc, docker.errors.APIError):
+        return api_error(int(exc.status_code or 500), _explain(exc), what)
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+        exc, requests.exceptions.ConnectionError
+    ):
+        return EngineUnavailable(
+            f"the Docker engine did not answer in time ({what or address})", hint=ENGINE_HINT
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError | docker.errors.DockerException | PermissionError):
+        permission = isinstance(exc, PermissionError) or "Permission denied" in str(exc)
+        return unreachable(address, permission=permission)
+    return None
+
+
+def _explain(exc: Any) -> str:
     explanation = getattr(exc, "explanation", None)
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or exc)
 
 
-def _socket() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
-
-
 def docker_host() -> str:
     """The engine address ds01 uses, for handing to the docker CLI (which would otherwise follow contexts)."""
-    return _socket()
+    return engine_address()
 
 
-def gpu_device_request(device_ids: list[str]) -> DeviceRequest:
-    return DeviceRequest(driver="nvidia", device_ids=list(device_ids), capabilities=[["gpu"]])
+def gpu_device_request(device_ids: list[str]) -> dict[str, Any]:
+    """The HostConfig DeviceRequest for these GPUs (docker-py also accepts it as `device_requests=[...]`)."""
+    return {
+        "Driver": "nvidia",
+        "DeviceIDs": list(device_ids),
+        "Capabilities": [["gpu"]],
+        "Count": 0,
+        "Options": {},
+    }
+
+
+def host_config_json(host_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The Engine API HostConfig for `create_host_config`-style keywords; an unknown keyword is refused
+    rather than dropped, so no limit or mount is silently lost."""
+    unknown = set(host_config) - set(HOST_CONFIG_KEYS)
+    if unknown:
+        raise TypeError(f"host_config: unsupported keys {sorted(unknown)}")
+    hc = {HOST_CONFIG_KEYS[k]: v for k, v in host_config.items() if v is not None}
+    hc["NetworkMode"] = hc.get("NetworkMode") or "default"
+    if "DeviceRequests" in hc:
+        hc["DeviceRequests"] = [dict(r) for r in hc["DeviceRequests"]]
+    return hc
+
+
+def container_config_json(
+    *,
+    image: str,
+    command: list[str] | None,
+    labels: Mapping[str, str],
+    host_config: Mapping[str, Any],
+    environment: Mapping[str, str],
+    user: str | None,
+    working_dir: str | None,
+    hostname: str | None,
+    tty: bool,
+) -> dict[str, Any]:
+    """The body of `POST /containers/create`, as docker-py's `create_container` sends it (no None values)."""
+    config = {
+        "Image": image,
+        "Cmd": command,
+        "Labels": dict(labels),
+        "Env": [f"{k}={v}" for k, v in environment.items()],
+        "User": user,
+        "WorkingDir": working_dir,
+        "Hostname": hostname,
+        "Tty": tty,
+        "OpenStdin": tty,
+        "StdinOnce": tty,
+        "AttachStdin": tty,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "NetworkDisabled": False,
+        "HostConfig": host_config_json(host_config),
+    }
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _q(ref: str) -> str:
+    return quote(ref, safe="/:")
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+class DockerPyTransport(Transport):
+    """The same requests through docker-py's client: for tcp://, ssh:// and TLS engines."""
+
+    def __init__(self, api: Any, address: str) -> None:
+        self.api = api
+        self.address = address
+        self.timeout = api.timeout
+
+    def _send(self, req: Request) -> tuple[int, bytes]:
+        with engine_errors(req.what, self.address):
+            response = self.api.request(
+                req.method,
+                self.api.base_url + req.url,
+                data=req.data,
+                headers=req.headers,
+                timeout=req.timeout,
+            )
+            return int(response.status_code), bytes(response.content)
 
 
 class Gateway:
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self.api = client.api
+    def __init__(self, transport: Transport, *, address: str, timeout: float, api: Any = None) -> None:
+        self.http = transport
+        self.address = address
+        self.timeout = timeout
+        self._api = api
+
+    @property
+    def api(self) -> Any:
+        """docker-py's low-level client, made on first use: only streams and uploads need it."""
+        if self._api is None:
+            self._api = _docker_api(self.address, self.timeout)
+        return self._api
+
+    def _errors(self, what: str = "") -> contextlib.AbstractContextManager[None]:
+        return engine_errors(what, self.address)
 
     # -- engine -----------------------------------------------------------------------------------
     def version(self) -> dict[str, Any]:
-        with engine_errors():
-            return dict(self.api.version())
+        return dict(self.http.request("GET", "/version", what="version"))
 
     def info(self) -> dict[str, Any]:
-        with engine_errors():
-            return dict(self.api.info())
+        return dict(self.http.request("GET", "/info", what="info"))
 
     # -- containers -------------------------------------------------------------------------------
     def containers(
         self, *, labels: list[str] | None = None, name: str | None = None, all: bool = True
     ) -> list[ContainerSummary]:
-        filters: dict[str, Any] = {}
+        filters: dict[str, list[str]] = {}
         if labels:
-            filters["label"] = labels
+            filters["label"] = list(labels)
         if name:
-            filters["name"] = name
-        with engine_errors():
-            raw = self.api.containers(all=all, filters=filters)
-        return [_summary(c) for c in raw]
+            filters["name"] = [name]
+        return self._list_containers(filters, all=all, what="container list")
+
+    def _list_containers(
+        self, filters: dict[str, list[str]], *, all: bool, what: str
+    ) -> list[ContainerSummary]:
+        query = {"all": _flag(all)}
+        if filters:
+            query["filters"] = json.dumps(filters)
+        raw = self.http.request("GET", "/containers/json", query=query, what=what) or []
+        return [container_summary(c) for c in raw]
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        with engine_errors(f"container {ref}"):
-            return dict(self.api.inspect_container(ref))
+        return dict(self.http.request("GET", f"/containers/{_q(ref)}/json", what=f"container {ref}"))
 
     def find(self, name: str) -> dict[str, Any] | None:
         try:
@@ -144,49 +264,53 @@ class Gateway:
         hostname: str | None = None,
         tty: bool = False,
     ) -> str:
-        with engine_errors(f"create {name}"):
-            hc = self.api.create_host_config(**host_config)
-            result = self.api.create_container(
-                image=image,
-                name=name,
-                command=command,
-                labels=dict(labels),
-                host_config=hc,
-                environment=dict(environment or {}),
-                user=user,
-                working_dir=working_dir,
-                hostname=hostname,
-                tty=tty,
-                stdin_open=tty,
-            )
+        body = container_config_json(
+            image=image,
+            command=command,
+            labels=labels,
+            host_config=host_config,
+            environment=environment or {},
+            user=user,
+            working_dir=working_dir,
+            hostname=hostname,
+            tty=tty,
+        )
+        result = self.http.request(
+            "POST", "/containers/create", query={"name": name}, body=body, what=f"create {name}"
+        )
         return str(result["Id"])
 
+    def _post(self, ref: str, action: str, what: str, **query: str) -> None:
+        self.http.request("POST", f"/containers/{_q(ref)}/{action}", query=query, what=what)
+
     def start(self, ref: str) -> None:
-        with engine_errors(f"start {ref}"):
-            self.api.start(ref)
+        self._post(ref, "start", f"start {ref}")
 
     def stop(self, ref: str, timeout: int = 10) -> None:
-        with engine_errors(f"stop {ref}"):
-            self.api.stop(ref, timeout=timeout)
+        # The engine answers after the container stopped: up to `timeout` s beyond the usual wait.
+        self.http.request(
+            "POST",
+            f"/containers/{_q(ref)}/stop",
+            query={"t": str(timeout)},
+            what=f"stop {ref}",
+            timeout=timeout,
+        )
 
     def kill(self, ref: str, signal: str = "SIGKILL") -> None:
-        with engine_errors(f"kill {ref}"):
-            self.api.kill(ref, signal=signal)
+        self._post(ref, "kill", f"kill {ref}", signal=signal)
 
     def remove(self, ref: str, *, force: bool = False) -> None:
-        with engine_errors(f"remove {ref}"):
-            self.api.remove_container(ref, force=force, v=False)
+        query = {"v": "0", "force": _flag(force)}
+        self.http.request("DELETE", f"/containers/{_q(ref)}", query=query, what=f"remove {ref}")
 
     def pause(self, ref: str) -> None:
-        with engine_errors(f"pause {ref}"):
-            self.api.pause(ref)
+        self._post(ref, "pause", f"pause {ref}")
 
     def unpause(self, ref: str) -> None:
-        with engine_errors(f"unpause {ref}"):
-            self.api.unpause(ref)
+        self._post(ref, "unpause", f"unpause {ref}")
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | str = "all") -> Iterator[bytes]:
-        with engine_errors(f"logs {ref}"):
+        with self._errors(f"logs {ref}"):
             out = self.api.logs(ref, stream=True, follow=follow, tail=tail)
         return iter(out)
 
@@ -199,26 +323,43 @@ class Gateway:
         workdir: str | None = None,
         environment: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
-        with engine_errors(f"exec in {ref}"):
-            ex = self.api.exec_create(
-                ref, cmd, user=user or "", workdir=workdir, environment=dict(environment or {})
-            )
-            output = self.api.exec_start(ex["Id"])
-            code = self.api.exec_inspect(ex["Id"])["ExitCode"]
-        return int(code or 0), bytes(output)
+        """Run `cmd` in the container and wait: exit code and stdout+stderr (no TTY, so framed)."""
+        what = f"exec in {ref}"
+        config = {
+            "AttachStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": False,
+            "Cmd": list(cmd),
+            "Privileged": False,
+            "User": user or "",
+            "Env": [f"{k}={v}" for k, v in (environment or {}).items()],
+        }
+        if workdir:
+            config["WorkingDir"] = workdir
+        created = self.http.request("POST", f"/containers/{_q(ref)}/exec", body=config, what=what)
+        exec_id = _q(str(created["Id"]))
+        output = self.http.request(
+            "POST", f"/exec/{exec_id}/start", body={"Detach": False, "Tty": False}, what=what, raw=True
+        )
+        code = self.http.request("GET", f"/exec/{exec_id}/json", what=what)["ExitCode"]
+        return int(code or 0), demux(bytes(output))
 
     def top(self, ref: str) -> dict[str, Any]:
-        with engine_errors(f"top {ref}"):
-            return dict(self.api.top(ref, ps_args="-eo pid,ppid,pcpu,comm"))
+        query = {"ps_args": "-eo pid,ppid,pcpu,comm"}
+        return dict(self.http.request("GET", f"/containers/{_q(ref)}/top", query=query, what=f"top {ref}"))
 
     def stats(self, ref: str) -> dict[str, Any]:
-        with engine_errors(f"stats {ref}"):
-            return dict(self.api.stats(ref, stream=False))
+        query = {"stream": "0"}
+        return dict(
+            self.http.request("GET", f"/containers/{_q(ref)}/stats", query=query, what=f"stats {ref}")
+        )
 
     def stats_many(self, refs: list[str]) -> dict[str, dict[str, Any]]:
         """One pass over many containers, in parallel (each stats call takes about a second)."""
         if not refs:
             return {}
+        from concurrent.futures import ThreadPoolExecutor
 
         def one(ref: str) -> tuple[str, dict[str, Any]]:
             try:
@@ -230,26 +371,27 @@ class Gateway:
             return dict(pool.map(one, refs))
 
     def commit(self, ref: str, *, repository: str, tag: str, labels: Mapping[str, str]) -> str:
-        with engine_errors(f"commit {ref}"):
-            result = self.api.commit(ref, repository=repository, tag=tag, conf={"Labels": dict(labels)})
+        query = {"container": ref, "repo": repository, "tag": tag, "pause": "1"}
+        body = {"Labels": dict(labels)}
+        result = self.http.request("POST", "/commit", query=query, body=body, what=f"commit {ref}")
         return str(result["Id"])
 
     def changes(self, ref: str) -> list[str]:
         """Paths added to the container's filesystem since it was created (`docker diff`, kind A)."""
-        with engine_errors(f"diff {ref}"):
-            raw = self.api.diff(ref) or []
+        raw = self.http.request("GET", f"/containers/{_q(ref)}/changes", what=f"diff {ref}") or []
         return [str(c["Path"]) for c in raw if c.get("Kind") == 1]
 
     def archive_get(self, ref: str, path: str) -> bytes:
-        with engine_errors(f"copy from {ref}"):
+        with self._errors(f"copy from {ref}"):
             stream, _ = self.api.get_archive(ref, path)
             return b"".join(stream)
 
     # -- images -----------------------------------------------------------------------------------
     def images(self, *, labels: list[str] | None = None) -> list[ImageSummary]:
-        filters = {"label": labels} if labels else None
-        with engine_errors():
-            raw = self.api.images(filters=filters)
+        query = {"only_ids": "0", "all": "0"}
+        if labels:
+            query["filters"] = json.dumps({"label": list(labels)})
+        raw = self.http.request("GET", "/images/json", query=query, what="image list") or []
         return [
             ImageSummary(
                 i["Id"],
@@ -263,14 +405,13 @@ class Gateway:
 
     def image_inspect(self, ref: str) -> dict[str, Any] | None:
         try:
-            with engine_errors(f"image {ref}"):
-                return dict(self.api.inspect_image(ref))
+            return dict(self.http.request("GET", f"/images/{_q(ref)}/json", what=f"image {ref}"))
         except NotFound:
             return None
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
-        with engine_errors(f"remove image {ref}"):
-            self.api.remove_image(ref, force=force, noprune=False)
+        query = {"force": _flag(force), "noprune": "0"}
+        self.http.request("DELETE", f"/images/{_q(ref)}", query=query, what=f"remove image {ref}")
 
     def build(
         self,
@@ -283,45 +424,40 @@ class Gateway:
         nocache: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Stream the legacy builder's JSON events (docker-py cannot drive BuildKit)."""
-        with engine_errors(f"build {tag}"):
-            stream = self.api.build(
-                path=path,
-                dockerfile=dockerfile,
-                tag=tag,
-                buildargs=dict(buildargs),
-                labels=dict(labels),
-                nocache=nocache,
-                rm=True,
-                forcerm=True,
-                decode=True,
-            )
-            yield from stream
+        options = {"dockerfile": dockerfile, "buildargs": buildargs, "labels": labels, "nocache": nocache}
+        yield from self._build(tag, path=path, **options)
+
+    def _build(self, tag: str, **options: Any) -> Iterator[dict[str, Any]]:
+        options.update(buildargs=dict(options["buildargs"]), labels=dict(options["labels"]))
+        with self._errors(f"build {tag}"):
+            yield from self.api.build(tag=tag, rm=True, forcerm=True, decode=True, **options)
 
     def import_image(self, data: bytes, *, repository: str, tag: str, changes: list[str]) -> None:
-        with engine_errors(f"import {repository}:{tag}"):
+        with self._errors(f"import {repository}:{tag}"):
             self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
 
     # -- builds from a prepared context, image users, imports from a file -------------------------
-    def build_archive(self, context: IO[bytes], *, dockerfile: str, tag: str, buildargs: Mapping[str, str],
-                      labels: Mapping[str, str], nocache: bool = False) -> Iterator[dict[str, Any]]:
+    def build_archive(
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+        nocache: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Like `build`, from a context archive made by `context_archive` (read with the user's rights)."""
-        with engine_errors(f"build {tag}"):
-            stream = self.api.build(
-                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
-                buildargs=dict(buildargs), labels=dict(labels), nocache=nocache, rm=True, forcerm=True,
-                decode=True,
-            )
-            yield from stream
+        options = {"dockerfile": dockerfile, "buildargs": buildargs, "labels": labels, "nocache": nocache}
+        yield from self._build(tag, fileobj=context, custom_context=True, **options)
 
     def containers_using(self, image_id: str) -> list[ContainerSummary]:
         """Every container (any state) created from this image or an image built on it."""
-        with engine_errors(f"image {image_id}"):
-            raw = self.api.containers(all=True, filters={"ancestor": image_id})
-        return [_summary(c) for c in raw]
+        return self._list_containers({"ancestor": [image_id]}, all=True, what=f"image {image_id}")
 
     def import_image_file(self, path: str, *, repository: str, tag: str, changes: list[str]) -> None:
         """`docker import` of a root filesystem tar on disk, streamed (a Debian rootfs is ~300 MB)."""
-        with engine_errors(f"import {repository}:{tag}"):
+        with self._errors(f"import {repository}:{tag}"):
             self.api.import_image_from_file(path, repository=repository, tag=tag, changes=changes)
 
 
@@ -341,42 +477,42 @@ def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:
     try:
         archive = tar(path, exclude=exclude, dockerfile=(name, extra), gzip=False)
     except OSError as exc:
-        raise OperationFailed(f"cannot read the build context {path}: {exc}",
-                              hint="every file in the project folder must be readable by you") from exc
+        raise OperationFailed(
+            f"cannot read the build context {path}: {exc}",
+            hint="every file in the project folder must be readable by you",
+        ) from exc
     return archive, str(name)
+
+
+def _tls_in_env() -> bool:
+    return bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
+
+
+def _docker_api(address: str, timeout: float) -> Any:
+    """docker-py's low-level client for `address` (TLS settings from the environment when present)."""
+    import docker
+
+    with engine_errors(address=address):
+        tls = docker.utils.kwargs_from_env().get("tls", False) if _tls_in_env() else False
+        return docker.APIClient(base_url=address, version=API_VERSION, timeout=timeout, tls=tls)
 
 
 def connect(timeout: int = 120) -> Gateway:
     """A gateway to the engine at $DOCKER_HOST (or the system socket); Docker CLI contexts are ignored."""
-    base_url = _socket()
-    if base_url.startswith("unix://"):
-        sock = base_url[len("unix://") :]
+    address = engine_address()
+    sock = unix_socket_path(address)
+    if sock is not None:
         if not os.path.exists(sock):
             raise EngineUnavailable(f"cannot reach the Docker engine: no socket at {sock}", hint=ENGINE_HINT)
         if not os.access(sock, os.R_OK | os.W_OK):
-            raise EngineUnavailable(
-                f"permission denied on the Docker socket {sock}",
-                hint="run ds01 through the lab's sudo rule (e.g. `sudo container-list`) or ask an admin",
-            )
-    with engine_errors():
-        client = docker.DockerClient(base_url=base_url, version=API_VERSION, timeout=timeout)
-    return Gateway(client)
-
-
-def _summary(raw: Mapping[str, Any]) -> ContainerSummary:
-    names = raw.get("Names") or ["/"]
-    return ContainerSummary(
-        id=raw["Id"],
-        name=names[0].lstrip("/"),
-        image=raw.get("Image", ""),
-        state=raw.get("State", ""),
-        status=raw.get("Status", ""),
-        labels=raw.get("Labels") or {},
-        created=int(raw.get("Created", 0)),
-    )
+            raise EngineUnavailable(f"permission denied on the Docker socket {sock}", hint=PERMISSION_HINT)
+        if not _tls_in_env():
+            return Gateway(UnixTransport(sock, timeout), address=address, timeout=timeout)
+    api = _docker_api(address, timeout)
+    return Gateway(DockerPyTransport(api, address), address=address, timeout=timeout, api=api)
 
 
 __all__ = [
-    "ContainerSummary", "Gateway", "ImageSummary", "connect", "docker_host", "engine_errors",
-    "gpu_device_request",
+    "DEFAULT_SOCKET", "TOOLKIT_HINT", "ContainerSummary", "DockerPyTransport", "Gateway", "ImageSummary",
+    "Transport", "connect", "docker_host", "engine_errors", "gpu_device_request",
 ]  # fmt: skip

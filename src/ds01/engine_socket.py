@@ -1,9 +1,9 @@
-"""Read-only Engine API calls over the Docker Unix socket, without docker-py.
+"""The Engine API over the Docker Unix socket with the standard library only, and the mapping of engine
+answers to ds01 errors (CONTRACT §5) that `docker_gateway` also uses for what docker-py does.
 
-Status commands (`gpu-status`) list every container on each run; importing docker-py alone costs about
-70 ms, half of their time budget. This reader speaks the same API version as `docker_gateway` for the two
-calls they need (list, inspect) and returns the same shapes. Anything that changes state goes through
-`docker_gateway`.
+Every command talks to the engine; importing docker-py alone costs about 70 ms (requests is most of it), a
+third to a half of a command's own time. A request here is one HTTP/1.1 exchange on a fresh connection to
+the socket (cheap, and safe from any thread), with JSON in and out and the API version pinned.
 """
 
 from __future__ import annotations
@@ -12,21 +12,28 @@ import http.client
 import json
 import os
 import socket
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from ds01.errors import EngineUnavailable, NotFound, OperationFailed
+from ds01.errors import Ds01Error, EngineUnavailable, NotFound, OperationFailed
 
-DEFAULT_SOCKET = "/var/run/docker.sock"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# Engine API 1.41 = Docker 20.10, the oldest engine we support; pinning it skips a version round trip.
 API_VERSION = os.environ.get("DS01_DOCKER_API_VERSION", "1.41")
 ENGINE_HINT = "is the Docker daemon running? On a lab server run ds01 commands through the lab's sudo rule"
+PERMISSION_HINT = "run ds01 through the lab's sudo rule (e.g. `sudo container-list`) or ask an admin"
+TOOLKIT_HINT = (
+    "the NVIDIA container toolkit is missing or not configured on this host; ask an admin to install "
+    "nvidia-container-toolkit, or use --cpu-only"
+)
 
 
 @dataclass(frozen=True)
-class ContainerRow:
-    """One entry of the engine's container list (the fields `docker_gateway.ContainerSummary` has)."""
+class ContainerSummary:
+    """One entry of the engine's container list."""
 
     id: str
     name: str
@@ -37,71 +44,9 @@ class ContainerRow:
     created: int
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-class SocketReader:
-    def __init__(self, path: str, timeout: float = 30.0) -> None:
-        self.path = path
-        self.timeout = timeout
-
-    def _get(self, url: str, what: str) -> Any:
-        conn = _UnixConnection(self.path, self.timeout)
-        try:
-            conn.request("GET", f"/v{API_VERSION}{url}")
-            response = conn.getresponse()
-            body = response.read()
-        except PermissionError as exc:
-            raise EngineUnavailable(
-                f"permission denied on the Docker socket {self.path}",
-                hint="run ds01 through the lab's sudo rule (e.g. `sudo gpu-status`) or ask an admin",
-            ) from exc
-        except OSError as exc:
-            raise EngineUnavailable(
-                f"cannot reach the Docker engine at unix://{self.path}", hint=ENGINE_HINT
-            ) from exc
-        finally:
-            conn.close()
-        if response.status == 404:
-            raise NotFound(f"{what} not found")
-        if response.status >= 400:
-            message = _message(body)
-            raise OperationFailed(f"{what}: {message}")
-        return json.loads(body)
-
-    def containers(
-        self, *, labels: list[str] | None = None, name: str | None = None, all: bool = True
-    ) -> list[ContainerRow]:
-        filters: dict[str, list[str]] = {}
-        if labels:
-            filters["label"] = labels
-        if name:
-            filters["name"] = [name]
-        query = urlencode({"all": "1" if all else "0", "filters": json.dumps(filters)})
-        return [_row(c) for c in self._get(f"/containers/json?{query}", "container list")]
-
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return dict(self._get(f"/containers/{quote(ref, safe='')}/json", f"container {ref}"))
-
-
-def _message(body: bytes) -> str:
-    try:
-        return str(json.loads(body).get("message", "")) or body.decode(errors="replace")
-    except (ValueError, AttributeError):
-        return body.decode(errors="replace").strip()
-
-
-def _row(raw: Mapping[str, Any]) -> ContainerRow:
+def container_summary(raw: Mapping[str, Any]) -> ContainerSummary:
     names = raw.get("Names") or ["/"]
-    return ContainerRow(
+    return ContainerSummary(
         id=raw["Id"],
         name=names[0].lstrip("/"),
         image=raw.get("Image", ""),
@@ -112,7 +57,130 @@ def _row(raw: Mapping[str, Any]) -> ContainerRow:
     )
 
 
-def unix_socket_path() -> str | None:
-    """The engine's socket path when DOCKER_HOST is a Unix socket (or unset), else None."""
-    host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+def engine_address() -> str:
+    """$DOCKER_HOST, or the system socket; Docker CLI contexts are ignored."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def api_error(status: int, message: str, what: str) -> Ds01Error:
+    """The ds01 error for an engine answer with an error status and its message."""
+    if status == 404:
+        return NotFound(message or f"{what} not found")
+    if "could not select device driver" in message:
+        return OperationFailed("the engine cannot give this container a GPU", hint=TOOLKIT_HINT)
+    prefix = f"{what}: " if what else ""
+    return OperationFailed(f"{prefix}{message or f'the engine answered {status}'}")
+
+
+def unreachable(address: str, *, permission: bool) -> EngineUnavailable:
+    """The ds01 error when the engine cannot be reached at all."""
+    if permission:
+        return EngineUnavailable(f"permission denied on the Docker socket {address}", hint=PERMISSION_HINT)
+    return EngineUnavailable(f"cannot reach the Docker engine at {address}", hint=ENGINE_HINT)
+
+
+def demux(data: bytes) -> bytes:
+    """stdout and stderr of a non-TTY stream: the payloads of its 8-byte-header frames, in order."""
+    out, pos = bytearray(), 0
+    while pos + 8 <= len(data):
+        (size,) = struct.unpack(">L", data[pos + 4 : pos + 8])
+        out += data[pos + 8 : pos + 8 + size]
+        pos += 8 + size
+    return bytes(out)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as sent: `url` from the version prefix on, `timeout` the whole wait."""
+
+    method: str
+    url: str
+    data: bytes | None
+    headers: dict[str, str]
+    timeout: float | None
+    what: str
+
+
+class Transport:
+    """One Engine API request: JSON (or raw bytes) back, failures as ds01 errors. Subclasses send it."""
+
+    address: str
+    timeout: float | None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        what: str = "",
+        timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """`path` is below the version prefix and already quoted; `timeout` adds to the client's."""
+        url = f"/v{API_VERSION}{path}"
+        if query:
+            url += "?" + urlencode(query)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        data = json.dumps(body).encode() if body is not None else None
+        total = None if self.timeout is None else self.timeout + (timeout or 0)
+        status, content = self._send(Request(method, url, data, headers, total, what or f"{method} {path}"))
+        if status >= 400:
+            raise api_error(status, _message(content), what)
+        if raw:
+            return content
+        return json.loads(content) if content.strip() else None
+
+    def _send(self, req: Request) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+
+class UnixTransport(Transport):
+    """Over a Unix socket with the standard library: a fresh connection per request."""
+
+    def __init__(self, path: str, timeout: float | None = 120.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.address = f"unix://{path}"
+
+    def _send(self, req: Request) -> tuple[int, bytes]:
+        conn = _UnixConnection(self.path, req.timeout)
+        try:
+            conn.request(req.method, req.url, body=req.data, headers=req.headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        except PermissionError as exc:
+            raise unreachable(self.address, permission=True) from exc
+        except TimeoutError as exc:
+            raise EngineUnavailable(
+                f"the Docker engine did not answer within {req.timeout:g} s ({req.what})", hint=ENGINE_HINT
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise unreachable(self.address, permission=False) from exc
+        finally:
+            conn.close()
+
+
+def _message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message", "")) or body.decode(errors="replace").strip()
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace").strip()
+
+
+def unix_socket_path(address: str | None = None) -> str | None:
+    """The socket path when the engine address is a Unix socket, else None."""
+    host = address or engine_address()
     return host[len("unix://") :] if host.startswith("unix://") else None

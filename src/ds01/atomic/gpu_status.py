@@ -12,12 +12,7 @@ from ds01.gpu.probe import probe_inventory
 
 
 def _reader(config: Config) -> Gateway:
-    """The docker-py-free socket reader where the engine is a Unix socket: start-up time matters here."""
-    from ds01.engine_socket import SocketReader, unix_socket_path
-
-    path = unix_socket_path()
-    if path is not None:
-        return SocketReader(path)
+    """The gateway talks to a Unix socket without docker-py: start-up time matters here."""
     from ds01.docker_gateway import connect
 
     return connect()
