@@ -37,8 +37,31 @@ ANSWERS: dict[str, tuple[int, bytes]] = {
 }
 
 
+# path below /v1.41 -> the raw answer, for the shapes of HTTP the engine uses (and broken ones)
+RAW_ANSWERS: dict[str, bytes] = {
+    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\n[1, 2\r\n3;ext=1\r\n, 3\r\n1\r\n]\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "/until-close": b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\nstream",
+    "/short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+    "/garbage": b"hello there\r\n",
+}
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, Any]]
+
+    def handle_one_request(self) -> None:
+        raw = self.rfile.readline(65537)
+        path = raw.split()[1].decode() if len(raw.split()) > 1 else ""
+        if path.removeprefix("/v1.41") in RAW_ANSWERS:
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.wfile.write(RAW_ANSWERS[path.removeprefix("/v1.41")])
+            self.close_connection = True
+            return
+        self.raw_requestline = raw
+        if self.parse_request():
+            self._answer()
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -85,6 +108,19 @@ def test_json_answer_query_and_body_reach_the_engine(fake_engine: Any) -> None:
     assert "all=1" in seen[-1]["query"] and "filters=%7B%22label" in seen[-1]["query"]
     assert transport.request("POST", "/containers/ok/start", body={"x": 1}) is None
     assert seen[-1]["method"] == "POST" and json.loads(seen[-1]["body"]) == {"x": 1}
+
+
+def test_chunked_and_read_to_close_bodies(fake_engine: Any) -> None:
+    transport, _ = fake_engine
+    assert transport.request("GET", "/chunked") == [1, 2, 3]
+    assert transport.request("POST", "/until-close", raw=True) == b"stream"
+
+
+@pytest.mark.parametrize("path", ["/short", "/garbage"])
+def test_a_broken_answer_is_engine_unavailable(fake_engine: Any, path: str) -> None:
+    transport, _ = fake_engine
+    with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
+        transport.request("GET", path)
 
 
 def test_404_is_not_found_with_the_engines_message(fake_engine: Any) -> None:
