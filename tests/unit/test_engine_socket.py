@@ -293,3 +293,16 @@ def test_the_gateway_module_imports_no_docker_py() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_tcp_engine_goes_through_docker_py_with_the_same_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ds01.docker_gateway import DockerPyTransport, connect
+
+    with socket.socket() as probe:  # a local port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
+    gateway = connect(timeout=5)
+    assert isinstance(gateway.http, DockerPyTransport)
+    with pytest.raises(EngineUnavailable, match=f"cannot reach the Docker engine at tcp://127.0.0.1:{port}"):
+        gateway.containers()
