@@ -216,10 +216,10 @@ class Gateway:
 
     # -- engine -----------------------------------------------------------------------------------
     def version(self) -> dict[str, Any]:
-        return dict(self.http.request("GET", "/version", what="version"))
+        return dict(self.http.request("GET", "/version"))
 
     def info(self) -> dict[str, Any]:
-        return dict(self.http.request("GET", "/info", what="info"))
+        return dict(self.http.request("GET", "/info"))
 
     # -- containers -------------------------------------------------------------------------------
     def containers(
@@ -230,7 +230,7 @@ class Gateway:
             filters["label"] = list(labels)
         if name:
             filters["name"] = [name]
-        return self._list_containers(filters, all=all, what="container list")
+        return self._list_containers(filters, all=all, what="")
 
     def _list_containers(
         self, filters: dict[str, list[str]], *, all: bool, what: str
@@ -391,7 +391,7 @@ class Gateway:
         query = {"only_ids": "0", "all": "0"}
         if labels:
             query["filters"] = json.dumps({"label": list(labels)})
-        raw = self.http.request("GET", "/images/json", query=query, what="image list") or []
+        raw = self.http.request("GET", "/images/json", query=query) or []
         return [
             ImageSummary(
                 i["Id"],

@@ -21,7 +21,7 @@ FOREIGN_USER = "(not ds01)"
 
 
 class ContainerSummary(Protocol):
-    """What holdings need of a listed container: `docker_gateway.ContainerSummary` or an engine_socket row."""
+    """What holdings need of a listed container (`docker_gateway.ContainerSummary` has it)."""
 
     @property
     def id(self) -> str: ...
@@ -36,7 +36,7 @@ class ContainerSummary(Protocol):
 
 
 class Gateway(Protocol):
-    """The two read calls holdings make: `docker_gateway.Gateway` or `engine_socket.SocketReader`."""
+    """The two read calls holdings make (`docker_gateway.Gateway` has them)."""
 
     def containers(self, *, labels: list[str] | None = None, name: str | None = None,
                    all: bool = True) -> Sequence[ContainerSummary]: ...
