@@ -5,7 +5,6 @@ Validation errors carry `file:line: dotted.key: problem`; unknown keys get the c
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -274,6 +273,8 @@ class _Doc:
 
     def unknown(self, dotted: str, valid: set[str] | list[str]) -> ConfigError:
         key = dotted.rsplit(".", 1)[-1]
+        import difflib
+
         close = difflib.get_close_matches(key, sorted(valid), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return self.error(dotted, f"unknown key{hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -74,6 +73,8 @@ def sanitise_username(raw: str) -> str:
     if not safe[0].isalpha() and safe[0] != "_":
         safe = "u" + safe
     if len(safe) > USERNAME_MAX:
+        import hashlib  # only for long names; OpenSSL's load is not free
+
         digest = hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()[:4]
         safe = f"{safe[: USERNAME_MAX - 5]}_{digest}"
     return safe

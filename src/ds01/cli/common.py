@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -30,6 +29,8 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except Ds01Error as err:
             if os.environ.get("DS01_DEBUG"):
+                import traceback
+
                 traceback.print_exc()
             out.error(err)
             raise typer.Exit(int(err.exit_code)) from None
