@@ -3,7 +3,8 @@
     python bench/bench_deploy_retire.py [--runs 10]
 
 deploy = `container-deploy NAME --background --cpu-only` vs `docker run -d` with the flags ds01 uses (taken
-from `container-create --dry-run`); retire = `container-retire NAME --yes` vs `docker rm -f`.
+from `container-create --dry-run`); retire = `container-retire NAME --yes` vs `docker rm -f`, and vs
+`docker stop` + `docker rm` (the same work: retire stops gracefully first).
 """
 
 from __future__ import annotations
@@ -40,27 +41,53 @@ def main() -> None:
     with private_engine() as host, tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-        config["paths"] = {"workspace_root": f"{tmp}/ws", "state_dir": f"{tmp}/state", "log_dir": f"{tmp}/log"}
+        config["paths"] = {
+            "workspace_root": f"{tmp}/ws",
+            "state_dir": f"{tmp}/state",
+            "log_dir": f"{tmp}/log",
+        }
         config["containers"] = {"network": "none", "init": True, "env": {}}
         config["gpu"] = {"backend": "none"}
-        (cfg := os.path.join(tmp, "limits.yaml")) and open(cfg, "w").write(yaml.safe_dump(config))
+        cfg = os.path.join(tmp, "limits.yaml")
+        with open(cfg, "w") as f:
+            f.write(yaml.safe_dump(config))
         env = dict(os.environ, DS01_CONFIG=cfg, DOCKER_HOST=host)
-        dry = subprocess.run([str(BIN / "container-create"), "probe", "--image", IMAGE, "--dry-run"],
-                             capture_output=True, text=True, env=env, check=True).stdout.strip()
+        dry = subprocess.run(
+            [str(BIN / "container-create"), "probe", "--image", IMAGE, "--dry-run"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.strip()
         argv = shlex.split(dry.splitlines()[-1])
         create_at = argv.index("create")
-        name_at = argv.index("--name")
-        times: dict[str, list[float]] = {k: [] for k in ("deploy", "run", "retire", "rm")}
+        times: dict[str, list[float]] = {k: [] for k in ("deploy", "run", "retire", "rm", "stop_rm")}
         for i in range(args.runs):
             ds01_name, plain = f"b{i}", f"plain{i}"
-            times["deploy"].append(timed([str(BIN / "container-deploy"), ds01_name, "--background", "--cpu-only",
-                                          "--image", IMAGE], env))
-            run = [docker, "-H", host, "run", "-d", *argv[create_at + 1:]]
+            times["deploy"].append(
+                timed(
+                    [
+                        str(BIN / "container-deploy"),
+                        ds01_name,
+                        "--background",
+                        "--cpu-only",
+                        "--image",
+                        IMAGE,
+                    ],
+                    env,
+                )
+            )
+            run = [docker, "-H", host, "run", "-d", *argv[create_at + 1 :]]
             run[run.index("--name") + 1] = plain
             times["run"].append(timed(run, env))
             times["retire"].append(timed([str(BIN / "container-retire"), ds01_name, "--yes"], env))
             times["rm"].append(timed([docker, "-H", host, "rm", "-f", plain], env))
-        del name_at
+            # retire stops gracefully (SIGTERM first); `docker stop` + `docker rm` is the same work
+            timed(run, env)
+            start = time.perf_counter()
+            timed([docker, "-H", host, "stop", plain], env)
+            timed([docker, "-H", host, "rm", plain], env)
+            times["stop_rm"].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     print_table(
         [
@@ -68,6 +95,8 @@ def main() -> None:
             ("container-deploy --background --cpu-only", med["deploy"], med["deploy"] / med["run"]),
             ("docker rm -f", med["rm"], None),
             ("container-retire --yes", med["retire"], med["retire"] / med["rm"]),
+            ("docker stop + docker rm", med["stop_rm"], None),
+            ("container-retire --yes vs stop + rm", med["retire"], med["retire"] / med["stop_rm"]),
         ],
         ("command", "median", "vs docker"),
     )
