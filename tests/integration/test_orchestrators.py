@@ -37,6 +37,10 @@ def slots_held(gpu_status: dict) -> dict[str, tuple[str, str]]:
     }
 
 
+def deploy_json(user, name: str, *flags: str) -> dict:
+    return json.loads(sh(user, "container-deploy", name, *flags, "--background", "--json").stdout)
+
+
 def ds01_containers(client, uid: int) -> list:
     return client.containers.list(all=True, filters={"label": [f"ds01.uid={uid}"]})
 
@@ -45,19 +49,7 @@ def test_round_trip_workspace_survives_and_gpu_is_free_in_between(
     ds01_home, engine_clean, base_image_ref, unix_users
 ):
     alice = unix_users["alice"]
-    entry = json.loads(
-        sh(
-            alice,
-            "container-deploy",
-            "thesis",
-            "--gpus",
-            "1",
-            "--image",
-            base_image_ref,
-            "--background",
-            "--json",
-        ).stdout
-    )
+    entry = deploy_json(alice, "thesis", "--gpus", "1", "--image", base_image_ref)
     assert entry["name"] == "thesis" and entry["status"] == "running" and len(entry["gpus"]) == 1
     slot = entry["gpus"][0]["slot"]
     assert slots_held(json.loads(sh(alice, "gpu-status", "--json").stdout))[slot] == (alice.name, "thesis")
@@ -68,19 +60,7 @@ def test_round_trip_workspace_survives_and_gpu_is_free_in_between(
     assert slot not in slots_held(json.loads(sh(alice, "gpu-status", "--json").stdout))
     assert ds01_containers(engine_clean, alice.uid) == []
 
-    again = json.loads(
-        sh(
-            alice,
-            "container-deploy",
-            "thesis",
-            "--gpus",
-            "1",
-            "--image",
-            base_image_ref,
-            "--background",
-            "--json",
-        ).stdout
-    )
+    again = deploy_json(alice, "thesis", "--gpus", "1", "--image", base_image_ref)
     assert again["workspace"] == entry["workspace"]
     out = sh(alice, "container-run", "thesis", "--", "cat", "/workspace/notes.txt").stdout
     assert out.strip() == "kept"
@@ -187,19 +167,7 @@ def test_save_changes_lists_added_packages_and_commits_them(
     ds01_home, engine_clean, base_image_ref, unix_users
 ):
     alice = unix_users["alice"]
-    entry = json.loads(
-        sh(
-            alice,
-            "container-deploy",
-            "exp",
-            "--gpus",
-            "1",
-            "--image",
-            base_image_ref,
-            "--background",
-            "--json",
-        ).stdout
-    )
+    entry = deploy_json(alice, "exp", "--gpus", "1", "--image", base_image_ref)
     container = engine_clean.containers.get(entry["container"])
     # what `pip install tqdm` leaves behind, made as root inside the container
     code, _ = container.exec_run(
@@ -234,19 +202,7 @@ def test_retire_with_a_failing_commit_removes_nothing(
     ds01_home, engine_clean, base_image_ref, unix_users, docker_engine
 ):
     bob = unix_users["bob"]
-    entry = json.loads(
-        sh(
-            bob,
-            "container-deploy",
-            "keep",
-            "--gpus",
-            "1",
-            "--image",
-            base_image_ref,
-            "--background",
-            "--json",
-        ).stdout
-    )
+    entry = deploy_json(bob, "keep", "--gpus", "1", "--image", base_image_ref)
     # Make the engine's image store refuse new images: the commit fails for real.
     imagedb = docker_engine.root / "data" / "image" / "overlay2" / "imagedb" / "content" / "sha256"
     subprocess.run(["chattr", "+i", str(imagedb)], check=True)
