@@ -103,6 +103,26 @@ def test_git_init_adds_lfs_attributes_only_when_asked_or_when_git_lfs_exists(ds0
             init_git(ctx, owner, "models", lfs=True)
 
 
+def test_git_init_and_readme_create_take_the_contracts_type_data_science_or_blank(ds01_home, alice):
+    """CONTRACT §4 lists --type data-science|blank for dir-create, git-init and readme-create alike."""
+    ws = ds01_home / "ws" / alice.name / "scratch"
+    ok(run_as(alice, "git-init", "scratch", "--type", "blank"))
+    ignore = (ws / ".gitignore").read_text().splitlines()
+    assert "__pycache__/" in ignore and "data/" not in ignore and "models/" not in ignore
+    ok(run_as(alice, "readme-create", "scratch", "--type", "blank"))
+    text = (ws / "README.md").read_text()
+    assert text.startswith("# scratch\n") and "## Layout" not in text and "blank" not in text
+
+    ok(run_as(alice, "git-init", "thesis", "--type", "data-science"))
+    assert "data/" in (ds01_home / "ws" / alice.name / "thesis" / ".gitignore").read_text().splitlines()
+    ok(run_as(alice, "readme-create", "thesis", "--type", "data-science"))
+    text = (ds01_home / "ws" / alice.name / "thesis" / "README.md").read_text()
+    assert text.startswith("# thesis\n") and "## Layout" in text
+    bad = run_as(alice, "git-init", "other", "--type", "fancy")
+    assert bad.returncode == 2 and "--type data-science or blank" in bad.stderr
+    assert not (ds01_home / "ws" / alice.name / "other").exists()
+
+
 def test_readme_create_writes_once_and_never_replaces_the_users_readme(ds01_home, alice):
     first = json.loads(ok(run_as(alice, "readme-create", "thesis", "--type", "nlp", "-d", "Court rulings.",
                                  "--json")).stdout)  # fmt: skip

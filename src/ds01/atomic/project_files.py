@@ -33,6 +33,18 @@ DATA_SCIENCE_LAYOUT: dict[str, str] = {
     "results": "Figures, tables and metrics produced by the code.",
 }
 
+# what a blank project keeps out of git: caches and secrets only
+GITIGNORE_BLANK = """\
+# ds01: caches and secrets stay out of git
+.cache/
+__pycache__/
+*.py[cod]
+.ipynb_checkpoints/
+.venv/
+.env
+*.bak
+"""
+
 GITIGNORE = """\
 # ds01: data, models, checkpoints and caches stay out of git
 data/
@@ -102,9 +114,13 @@ def ensure_workspace(ctx: Context, owner: User, name: str) -> tuple[Path, list[P
 # -- dir-create -----------------------------------------------------------------------------------------
 
 
-def create_dirs(ctx: Context, owner: User, name: str, kind: str = "data-science") -> Created:
+def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise UsageError(f"unknown layout {kind!r}", hint=f"use --type {' or '.join(KINDS)}")
+
+
+def create_dirs(ctx: Context, owner: User, name: str, kind: str = "data-science") -> Created:
+    check_kind(kind)
     workspace, made = ensure_workspace(ctx, owner, name)
     result = Created(workspace, dirs=list(made))
     if kind == "blank":
@@ -122,7 +138,8 @@ def create_dirs(ctx: Context, owner: User, name: str, kind: str = "data-science"
 
 
 def readme_text(name: str, project_type: str | None = None, description: str | None = None) -> str:
-    kind = f" ({project_type} project)" if project_type else ""
+    """project_type is a layout (data-science, blank) or a project type for the title (nlp, cv, ...)."""
+    kind = f" ({project_type} project)" if project_type and project_type not in KINDS else ""
     about = description or "What this project is about, in two sentences."
     return f"""\
 # {name}{kind}
@@ -139,7 +156,10 @@ Inside the container this folder is `/workspace`; it is the only place that pers
 
 The `Dockerfile` here is the recipe of the environment. Add packages with
 `image-update {name} --add "pkg1 pkg2"`, or edit `requirements.txt` and run `image-update {name} --rebuild`.
+{"" if project_type == "blank" else LAYOUT_SECTION}"""
 
+
+LAYOUT_SECTION = """
 ## Layout
 
 - `data/raw`, `data/processed`: input data (kept out of git)
@@ -194,7 +214,10 @@ def account_identity(owner: User) -> tuple[str, str]:
     return gecos or owner.name, f"{owner.name}@{host}"
 
 
-def init_git(ctx: Context, owner: User, name: str, *, lfs: bool | None = None) -> Created:
+def init_git(
+    ctx: Context, owner: User, name: str, *, kind: str = "data-science", lfs: bool | None = None
+) -> Created:
+    check_kind(kind)
     if shutil.which("git") is None:
         raise OperationFailed("git is not installed on this host", hint="ask an admin to install git")
     workspace, made = ensure_workspace(ctx, owner, name)
@@ -203,7 +226,8 @@ def init_git(ctx: Context, owner: User, name: str, *, lfs: bool | None = None) -
         branch = _git(owner, workspace, "config", "--get", "init.defaultBranch", check=False)
         _git(owner, workspace, "init", "-q", *(() if branch else ("-b", "main")))
         result.notes.append("initialised a git repository")
-    if user_files.write_new(owner, workspace / ".gitignore", GITIGNORE):
+    ignore = GITIGNORE_BLANK if kind == "blank" else GITIGNORE
+    if user_files.write_new(owner, workspace / ".gitignore", ignore):
         result.files.append(workspace / ".gitignore")
     full_name, email = account_identity(owner)
     for key, value in (("user.name", full_name), ("user.email", email)):

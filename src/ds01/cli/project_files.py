@@ -79,6 +79,9 @@ def dir_create(
 @handle_errors
 def git_init(
     name: NameArg = None,
+    kind: Annotated[
+        str, typer.Option("--type", help="data-science (data, models and results stay out of git) or blank.")
+    ] = "data-science",
     user: UserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -89,11 +92,12 @@ def git_init(
 
     Examples:
       git-init thesis
+      git-init scratch --type blank
     """
     from ds01.atomic.project_files import init_git
 
     ctx, project = _start(name, "git-init", json_out, user)
-    _report(ctx, init_git(ctx, ctx.target_user(user), project), "git repository")
+    _report(ctx, init_git(ctx, ctx.target_user(user), project, kind=kind), "git repository")
 
 
 @readme_app.command("create")
@@ -101,7 +105,11 @@ def git_init(
 def readme_create(
     name: NameArg = None,
     project_type: Annotated[
-        str | None, typer.Option("--type", help="The project type, for the title.")
+        str | None,
+        typer.Option(
+            "--type",
+            help="data-science (with a layout section) or blank; a project type (nlp, ...) is the title.",
+        ),
     ] = None,
     description: Annotated[
         str | None, typer.Option("--description", "-d", help="One or two sentences.")
