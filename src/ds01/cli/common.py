@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from ds01.errors import Ds01Error, ExitCode, UsageError
 from ds01.output import Output
@@ -67,8 +68,35 @@ def require_answer(value: Any, flag: str, what: str) -> Any:
     return value
 
 
+class JsonAwareCommand(TyperCommand):
+    """With --json, a command-line error (unknown option, bad value) also prints the error object on
+    stdout, as every other failure does (CONTRACT §4); the usual usage message stays on stderr."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        wants_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if (
+                wants_json
+                and getattr(exc, "exit_code", None) == ExitCode.USAGE
+                and hasattr(exc, "format_message")
+            ):
+                Output(json_mode=True).json(
+                    {"error": {"code": UsageError.code, "message": exc.format_message()}}
+                )
+            raise
+
+
+class Ds01Typer(typer.Typer):
+    """A Typer whose commands are JsonAwareCommands."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or JsonAwareCommand, **kwargs)
+
+
 def new_app(name: str, help: str) -> typer.Typer:
-    app = typer.Typer(
+    app = Ds01Typer(
         name=name,
         help=help,
         no_args_is_help=True,
@@ -86,7 +114,7 @@ def new_app(name: str, help: str) -> typer.Typer:
 
 def single_command(fn: Callable[..., Any], prog_name: str) -> None:
     """Run one command function as its own console script (`container-deploy`, ...)."""
-    app = typer.Typer(
+    app = Ds01Typer(
         add_completion=False,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},

@@ -8,11 +8,12 @@ import typer
 
 from ds01 import __version__
 from ds01.cli import container, gpu, image, project, user
+from ds01.cli.common import Ds01Typer
 from ds01.cli.helpers import check_limits, doctor
 from ds01.cli.project_files import dir_app, git_app, readme_app
 from ds01.cli.reaper import reaper
 
-app = typer.Typer(
+app = Ds01Typer(
     name="ds01",
     help="Share GPU servers fairly: per-project images, throw-away containers, GPU quotas.\n\n"
     "Start here: [bold]user-setup[/bold], then [bold]project launch my-thesis --open[/bold].",
