@@ -204,6 +204,20 @@ def test_a_planted_symlink_does_not_let_root_write_elsewhere(ds01_home, unix_use
     assert target.read_text() == "precious\n"
 
 
+def test_a_dockerfile_behind_a_folder_the_user_cannot_enter_is_exit_5_not_an_internal_error(
+    ds01_home, unix_users
+):
+    """CONTRACT §5: a path that is not the user's is 5 (it was an unhandled PermissionError, exit 1)."""
+    hidden = ds01_home / "root-only"
+    hidden.mkdir(mode=0o700)
+    (hidden / "Dockerfile").write_text("FROM scratch\n")
+    for arg in (hidden / "Dockerfile", hidden / "nothing"):
+        result = run_as(unix_users["alice"], "image-create", "peek", "--dockerfile", str(arg), "--json")
+        assert result.returncode == 5, result.stderr
+        assert json.loads(result.stdout)["error"]["code"] == "permission_denied"
+        assert "internal error" not in result.stderr
+
+
 def test_build_args_carry_the_lab_ca_and_only_its_certificates(
     ds01_home, engine_clean, unix_users, base_image_ref, monkeypatch
 ):

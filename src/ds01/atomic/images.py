@@ -7,6 +7,7 @@ workspace: edits keep a `.bak`, and deleting an image leaves the Dockerfile wher
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -278,7 +279,7 @@ def build_image(
 
 def _resolve_dockerfile_arg(owner: User, raw: Path) -> Path:
     path = Path(os.path.abspath(raw.expanduser()))
-    with user_files.as_owner(owner):
+    with user_files.as_owner(owner), contextlib.suppress(OSError):  # unreadable: read_text says so below
         if path.is_dir():
             path = path / DOCKERFILE
     user_files.read_text(owner, path)  # exists and the owner may read it
