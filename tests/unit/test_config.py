@@ -164,7 +164,9 @@ def test_images_section_sets_proxy_and_ca_bundle_for_builds(tmp_path):
 
     bundle = tmp_path / "lab-ca.pem"
     bundle.write_text("junk\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\nsecret key\n")
-    config = load_config(write(tmp_path, BASE + "images:\n  ca_bundle: lab-ca.pem\n  https_proxy: http://p:3128\n"))
+    config = load_config(
+        write(tmp_path, BASE + "images:\n  ca_bundle: lab-ca.pem\n  https_proxy: http://p:3128\n")
+    )
     assert config.images.ca_bundle == bundle
     args = build_args(user("sam"), {}, config.images)
     assert args["HTTPS_PROXY"] == args["https_proxy"] == "http://p:3128"

@@ -38,8 +38,9 @@ class ContainerSummary(Protocol):
 class Gateway(Protocol):
     """The two read calls holdings make (`docker_gateway.Gateway` has them)."""
 
-    def containers(self, *, labels: list[str] | None = None, name: str | None = None,
-                   all: bool = True) -> Sequence[ContainerSummary]: ...
+    def containers(
+        self, *, labels: list[str] | None = None, name: str | None = None, all: bool = True
+    ) -> Sequence[ContainerSummary]: ...
     def inspect(self, ref: str) -> dict[str, Any]: ...
 
 
@@ -84,8 +85,9 @@ def _owner(name: str, uid: int) -> User:
         return User(name=name, uid=uid, gid=uid, home=Path("/nonexistent"))
 
 
-def _slot_weights(slots: list[str], uuids: list[str], total: float,
-                  inventory: Inventory | None) -> list[float]:
+def _slot_weights(
+    slots: list[str], uuids: list[str], total: float, inventory: Inventory | None
+) -> list[float]:
     """Each slot's gpueq from the inventory when it still has that slot, else an equal share of the label."""
     weights = []
     for i, slot_id in enumerate(slots):
@@ -95,9 +97,14 @@ def _slot_weights(slots: list[str], uuids: list[str], total: float,
     return weights
 
 
-def gpu_holdings(gateway: Gateway, config: Config, *, now: datetime | None = None,
-                 containers: Sequence[ContainerSummary] | None = None,
-                 inventory: Inventory | None = None) -> list[Holding]:
+def gpu_holdings(
+    gateway: Gateway,
+    config: Config,
+    *,
+    now: datetime | None = None,
+    containers: Sequence[ContainerSummary] | None = None,
+    inventory: Inventory | None = None,
+) -> list[Holding]:
     """Every slot held by an existing ds01 container; a stopped one past its owner's hold is reclaimable.
 
     Only stopped GPU containers are inspected (for when they stopped); `containers` may hold foreign
@@ -130,11 +137,20 @@ def gpu_holdings(gateway: Gateway, config: Config, *, now: datetime | None = Non
         total = _float(c.labels.get(naming.LABEL_GPU_GPUEQ, ""))
         weights = _slot_weights(slots, uuids, total, inventory)
         for i, slot in enumerate(slots):
-            holdings.append(Holding(
-                slot_id=slot, uuid=uuids[i] if i < len(uuids) else "", gpueq=weights[i], user=user, uid=uid,
-                container=naming.split_container_name(c.name)[0], status=c.state, since=since,
-                reclaimable=reclaimable, container_id=c.id,
-            ))
+            holdings.append(
+                Holding(
+                    slot_id=slot,
+                    uuid=uuids[i] if i < len(uuids) else "",
+                    gpueq=weights[i],
+                    user=user,
+                    uid=uid,
+                    container=naming.split_container_name(c.name)[0],
+                    status=c.state,
+                    since=since,
+                    reclaimable=reclaimable,
+                    container_id=c.id,
+                )
+            )
     return holdings
 
 
@@ -152,8 +168,9 @@ def _float(value: str) -> float:
         return 0.0
 
 
-def foreign_holdings(gateway: Gateway, containers: Sequence[ContainerSummary],
-                     inventory: Inventory) -> list[Holding]:
+def foreign_holdings(
+    gateway: Gateway, containers: Sequence[ContainerSummary], inventory: Inventory
+) -> list[Holding]:
     """Slots that containers ds01 did not make reach through their device requests (never reclaimed)."""
     holdings: list[Holding] = []
     for c in containers:
@@ -165,11 +182,19 @@ def foreign_holdings(gateway: Gateway, containers: Sequence[ContainerSummary],
             continue
         since = datetime.fromtimestamp(c.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if c.created else ""
         for slot in _requested_slots(requests, inventory):
-            holdings.append(Holding(
-                slot_id=slot.id, uuid=slot.uuid, gpueq=slot.gpueq,
-                user=c.labels.get(naming.LABEL_USER) or FOREIGN_USER, uid=-1, container=c.name,
-                status=c.state, since=since, container_id=c.id,
-            ))
+            holdings.append(
+                Holding(
+                    slot_id=slot.id,
+                    uuid=slot.uuid,
+                    gpueq=slot.gpueq,
+                    user=c.labels.get(naming.LABEL_USER) or FOREIGN_USER,
+                    uid=-1,
+                    container=c.name,
+                    status=c.state,
+                    since=since,
+                    container_id=c.id,
+                )
+            )
     return holdings
 
 

@@ -46,8 +46,18 @@ class Gpu:
         if self.mig_enabled:
             return self.migs
         return (
-            Slot(str(self.index), self.uuid, "gpu", self.index, self.name, None, 1.0, self.memory_mib,
-                 self.utilization, self.processes),
+            Slot(
+                str(self.index),
+                self.uuid,
+                "gpu",
+                self.index,
+                self.name,
+                None,
+                1.0,
+                self.memory_mib,
+                self.utilization,
+                self.processes,
+            ),
         )
 
 
