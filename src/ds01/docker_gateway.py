@@ -7,9 +7,9 @@ top, stats, exec, diff, commit, images, version, info) goes over the Unix socket
 `engine_socket.UnixTransport` (standard library only), because importing docker-py costs about 70 ms per
 command. docker-py, the only importer of `docker`, is imported inside the methods that stream or upload:
 `logs` (a follow stream, and plain and TTY output framed differently), `build` / `build_archive` and
-`context_archive` (its tar context and `.dockerignore` rules), `import_image` / `import_image_file`
-(uploads) and `archive_get` (a tar stream). When the engine is not a Unix socket (tcp://, ssh://) or TLS
-is set in the environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), every call goes through docker-py.
+`context_archive` (its tar context and `.dockerignore` rules) and `import_image_file` (an upload).
+When the engine is not a Unix socket (tcp://, ssh://) or TLS is set in the environment
+(DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), every call goes through docker-py.
 """
 
 from __future__ import annotations
@@ -381,11 +381,6 @@ class Gateway:
         raw = self.http.request("GET", f"/containers/{_q(ref)}/changes", what=f"diff {ref}") or []
         return [str(c["Path"]) for c in raw if c.get("Kind") == 1]
 
-    def archive_get(self, ref: str, path: str) -> bytes:
-        with self._errors(f"copy from {ref}"):
-            stream, _ = self.api.get_archive(ref, path)
-            return b"".join(stream)
-
     # -- images -----------------------------------------------------------------------------------
     def images(self, *, labels: list[str] | None = None) -> list[ImageSummary]:
         query = {"only_ids": "0", "all": "0"}
@@ -431,10 +426,6 @@ class Gateway:
         options.update(buildargs=dict(options["buildargs"]), labels=dict(options["labels"]))
         with self._errors(f"build {tag}"):
             yield from self.api.build(tag=tag, rm=True, forcerm=True, decode=True, **options)
-
-    def import_image(self, data: bytes, *, repository: str, tag: str, changes: list[str]) -> None:
-        with self._errors(f"import {repository}:{tag}"):
-            self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
 
     # -- builds from a prepared context, image users, imports from a file -------------------------
     def build_archive(
