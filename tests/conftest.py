@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import base_image, engine, users
+from harness import base_image, daemon, engine, users
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_ENGINE = os.environ.get("CI") == "true" or os.environ.get("DS01_REQUIRE_DOCKER") == "1"
@@ -55,7 +55,9 @@ def write_config(path: Path, tmp: Path, **sections: object) -> Path:
     """The shipped config, pointed into tmp, with network none (the private engine has no bridge)."""
     data = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
     data["paths"] = {
-        "workspace_root": str(tmp / "ws" / "{user}"),
+        "workspace_root": str(tmp / "ws"),
+        "data_roots": [str(tmp / "data")],
+        "socket": str(tmp / "ds01.sock"),
         "state_dir": str(tmp / "state"),
         "log_dir": str(tmp / "log"),
     }
@@ -74,23 +76,61 @@ def write_config(path: Path, tmp: Path, **sections: object) -> Path:
     return path
 
 
-@pytest.fixture
-def ds01_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private ds01 world in tmp: config, state, logs and workspaces; no GPU library.
+class Ds01World(type(Path())):  # type: ignore[misc]
+    """The tmp folder of one test's ds01 (config, socket, state, logs, workspaces), with its ds01d."""
 
-    Made outside pytest's own tmp (mode 700) so that the test users can read the config.
+    server: daemon.Ds01d
+
+    @property
+    def config(self) -> Path:
+        return self / "resource-limits.yaml"
+
+    @property
+    def socket(self) -> Path:
+        return self / "ds01.sock"
+
+    def reconfigure(self, **sections: object) -> Path:
+        """Rewrite the config; ds01d re-reads it before the next request."""
+        path = write_config(self.config, Path(self), **sections)
+        return path
+
+    def restart(self, **env: str) -> daemon.Ds01d:
+        daemon.stop_ds01d(self.server)
+        self.server = daemon.start_ds01d(self.config, self.socket, env=_ds01d_env(env))
+        return self.server
+
+
+def _ds01d_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PATH", "LANG")}
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def ds01_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ds01World]:
+    """A private ds01 world in tmp, served by its own ds01d (as root) on its own socket.
+
+    Made outside pytest's own tmp (mode 700) so that the test users can reach the socket. The state and
+    log dirs are root-only, as on a lab server; the workspace root is root-owned.
     """
-    tmp_path = Path(tempfile.mkdtemp(prefix="ds01h-", dir="/tmp"))
+    if os.geteuid() != 0:
+        _no_engine("ds01d runs as root")
+    if request.node.get_closest_marker("docker"):
+        request.getfixturevalue("docker_engine")  # ds01d needs DOCKER_HOST before it starts
+    tmp_path = Ds01World(tempfile.mkdtemp(prefix="ds01h-", dir="/tmp"))
     tmp_path.chmod(0o755)
-    for sub in ("state", "log", "ws"):
+    for sub, mode in (("state", 0o700), ("log", 0o700), ("ws", 0o755), ("data", 0o755)):
         (tmp_path / sub).mkdir()
-        (tmp_path / sub).chmod(0o1777 if sub != "ws" else 0o755)
-    cfg = write_config(tmp_path / "resource-limits.yaml", tmp_path)
-    monkeypatch.setenv("DS01_CONFIG", str(cfg))
-    for var in ("DS01_STATE_DIR", "DS01_LOG_DIR", "DS01_GPU_BACKEND", "DS01_GPU_INVENTORY", "SUDO_UID"):
+        (tmp_path / sub).chmod(mode)
+    cfg = write_config(tmp_path.config, tmp_path)
+    for var in ("DS01_CONFIG", "DS01_STATE_DIR", "DS01_LOG_DIR", "DS01_GPU_BACKEND", "DS01_GPU_INVENTORY"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DS01_CONFIG", str(cfg))  # for in-process daemon-side code in tests
+    monkeypatch.setenv("DS01_SOCKET", str(tmp_path.socket))
     monkeypatch.setenv("COLUMNS", "200")
+    tmp_path.server = daemon.start_ds01d(cfg, tmp_path.socket, env=_ds01d_env())
     yield tmp_path
+    daemon.stop_ds01d(tmp_path.server)
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
@@ -110,15 +150,10 @@ def engine_clean(
 
 
 @pytest.fixture(scope="session")
-def unix_users() -> Iterator[dict[str, users.TestUser]]:
-    """Real Unix users (alice, bob, ...) who run ds01 through the lab's sudo rule."""
+def unix_users() -> dict[str, users.TestUser]:
+    """Real Unix users (alice, bob, ...) in no special group, who run ds01's commands directly."""
     if os.geteuid() != 0:
         _no_engine("creating Unix users needs root")
-    if not shutil.which("sudo"):
-        _no_engine("sudo is not installed (apt-get install sudo)")
     names = [f"ds01t-{n}" for n in ("alice", "bob", "carol", "dave", "erin", "frank")]
-    made = {n.removeprefix("ds01t-"): users.ensure_user(n) for n in names}
-    users.install_sudo_rule()
-    yield made
-    # The accounts stay (locked, no password, harmless without the rule): another test run may be using them.
-    users.remove_sudo_rule()
+    # The accounts stay (locked, no password): another test run may be using them.
+    return {n.removeprefix("ds01t-"): users.ensure_user(n) for n in names}

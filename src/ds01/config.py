@@ -122,7 +122,7 @@ TOP_LEVEL = {
 }
 IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"}
 GPU_KEYS = {"backend", "inventory", "attach"}
-PATH_KEYS = {"workspace_root", "state_dir", "log_dir"}
+PATH_KEYS = {"workspace_root", "data_roots", "socket", "state_dir", "log_dir"}
 CONTAINER_KEYS = {"network", "init", "env"}
 BACKENDS = ("auto", "nvml", "simulated", "none")
 ATTACH_MODES = ("device-request", "env")
@@ -178,16 +178,17 @@ class GpuSettings:
 
 @dataclass(frozen=True)
 class PathSettings:
-    workspace_root: str = "~/workspace"
+    """Where things live on the host (CONTRACT §2, §3). Absolute paths only: ds01d never expands `~`."""
+
+    workspace_root: Path = Path("/srv/ds01/workspaces")
+    data_roots: tuple[Path, ...] = ()
+    socket: Path = Path("/run/ds01/ds01.sock")
     state_dir: Path = Path("/var/lib/ds01")
     log_dir: Path = Path("/var/log/ds01")
 
-    def workspace_root_for(self, name: str, uid: int, home: Path) -> Path:
-        """`~` is the owner's home; `{user}` and `{uid}` are filled in (e.g. `/srv/ws/{user}`)."""
-        root = self.workspace_root.replace("{user}", name).replace("{uid}", str(uid))
-        if root == "~" or root.startswith("~/"):
-            root = str(home) + root[1:]
-        return Path(root)
+    def workspace_root_for(self, name: str) -> Path:
+        """`<workspace_root>/<user>`: root-owned, so the user cannot swap a project folder for a link."""
+        return self.workspace_root / name
 
 
 @dataclass(frozen=True)
@@ -358,9 +359,28 @@ def _parse_paths(doc: _Doc, raw: dict[str, Any]) -> PathSettings:
         if key not in PATH_KEYS:
             raise doc.unknown(f"paths.{key}", PATH_KEYS)
     base = PathSettings()
-    state = os.environ.get("DS01_STATE_DIR") or raw.get("state_dir") or base.state_dir
-    log = os.environ.get("DS01_LOG_DIR") or raw.get("log_dir") or base.log_dir
-    return PathSettings(str(raw.get("workspace_root") or base.workspace_root), Path(state), Path(log))
+    values: dict[str, Any] = {}
+    for key in ("workspace_root", "socket", "state_dir", "log_dir"):
+        if raw.get(key) is not None:
+            values[key] = _abs_path(doc, f"paths.{key}", raw[key])
+    try:
+        roots = _str_list(raw.get("data_roots") or [])
+    except ValueError as exc:
+        raise doc.error("paths.data_roots", str(exc)) from exc
+    values["data_roots"] = tuple(_abs_path(doc, "paths.data_roots", r) for r in roots)
+    state = os.environ.get("DS01_STATE_DIR")
+    log = os.environ.get("DS01_LOG_DIR")
+    if state:
+        values["state_dir"] = Path(state)
+    if log:
+        values["log_dir"] = Path(log)
+    return PathSettings(**{**{f: getattr(base, f) for f in ("workspace_root",)}, **values})
+
+
+def _abs_path(doc: _Doc, dotted: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise doc.error(dotted, f"{value!r} is not an absolute path")
+    return Path(os.path.normpath(value))
 
 
 def _parse_containers(doc: _Doc, raw: dict[str, Any]) -> ContainerDefaults:

@@ -1,4 +1,4 @@
-"""What every command needs: the config, the acting user, their limits, output and the engine."""
+"""What every operation inside ds01d needs: the config, the caller, their limits, output and the engine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ds01.config import Config, load_config
 from ds01.errors import PermissionDenied
 from ds01.events import log_event
-from ds01.identity import User, acting_user, lookup_user
+from ds01.identity import User, acting_user, lookup_user, uid_min
 from ds01.limits import ResolvedLimits, resolve_limits
 from ds01.output import Output
 
@@ -52,7 +52,14 @@ class Context:
         if not name:
             return self.user
         target = lookup_user(name)
-        if target.uid != self.user.uid and not self.is_admin:
+        if target.uid == self.user.uid:
+            return self.user
+        if target.uid == 0 or target.uid < uid_min():
+            raise PermissionDenied(
+                f"--user may not name root or a system account ({target.name}, uid {target.uid})",
+                hint="name a lab member's account",
+            )
+        if not self.is_admin:
             raise PermissionDenied(
                 f"only admins may act for another user ({name})",
                 hint="drop --user to act on your own resources",

@@ -1,4 +1,6 @@
-"""Who is acting (CONTRACT §1): the real uid, or SUDO_UID when running as root."""
+"""Unix accounts: the caller's (from ds01d's peer credentials, or the client's own uid) and `--user` targets.
+
+No environment variable (SUDO_UID included) ever changes who is acting (CONTRACT §1)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ class User:
     gid: int
     home: Path
     unix_groups: tuple[str, ...] = ()
-    via_sudo: bool = False
 
     @property
     def safe_name(self) -> str:
@@ -44,32 +45,26 @@ def _unix_groups(name: str, gid: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _from_pwd(entry: pwd.struct_passwd, *, via_sudo: bool = False) -> User:
+def _from_pwd(entry: pwd.struct_passwd) -> User:
     return User(
         name=entry.pw_name,
         uid=entry.pw_uid,
         gid=entry.pw_gid,
         home=Path(entry.pw_dir),
         unix_groups=_unix_groups(entry.pw_name, entry.pw_gid),
-        via_sudo=via_sudo,
     )
 
 
-def acting_uid() -> tuple[int, bool]:
-    """The uid ds01 acts for; SUDO_UID counts only when the process really is root."""
-    uid = os.getuid()
-    sudo_uid = os.environ.get("SUDO_UID", "")
-    if uid == 0 and sudo_uid.isdigit():
-        return int(sudo_uid), True
-    return uid, False
+def user_by_uid(uid: int) -> User:
+    try:
+        return _from_pwd(pwd.getpwuid(uid))
+    except KeyError:
+        return User(name=str(uid), uid=uid, gid=uid, home=Path("/nonexistent"))
 
 
 def acting_user() -> User:
-    uid, via_sudo = acting_uid()
-    try:
-        return _from_pwd(pwd.getpwuid(uid), via_sudo=via_sudo)
-    except KeyError:
-        return User(name=str(uid), uid=uid, gid=uid, home=Path("/nonexistent"), via_sudo=via_sudo)
+    """The account this process runs as (a client's own user)."""
+    return user_by_uid(os.getuid())
 
 
 def lookup_user(name: str) -> User:
@@ -84,3 +79,16 @@ def lookup_user(name: str) -> User:
 
 def running_as_root() -> bool:
     return os.geteuid() == 0
+
+
+def uid_min() -> int:
+    """`UID_MIN` of /etc/login.defs (1000 when unset): below it are system accounts."""
+    try:
+        with open("/etc/login.defs") as defs:
+            for raw in defs:
+                parts = raw.split()
+                if len(parts) >= 2 and parts[0] == "UID_MIN" and parts[1].isdigit():
+                    return int(parts[1])
+    except OSError:
+        pass
+    return 1000

@@ -29,7 +29,7 @@ def group_of(config: Config, user: User) -> Group | None:
 
 
 def is_admin(config: Config, user: User) -> bool:
-    if user.is_root and not user.via_sudo:
+    if user.is_root:
         return True
     group = group_of(config, user)
     return bool(group and group.admin)

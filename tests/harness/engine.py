@@ -1,4 +1,10 @@
-"""A private dockerd with its own data root, exec root and socket, and a fake NVIDIA hook on its PATH."""
+"""A private dockerd with its own data root, exec root, socket and network namespace, and a fake NVIDIA
+hook on its PATH.
+
+The namespace matters: a `--bridge=none` dockerd in the host's namespace deletes an existing `docker0`,
+which breaks the system engine of a lab server that runs the tests. `ip netns exec` does not work on a
+cgroup-v1 host (it remounts /sys), so dockerd is started under `nsenter --net=`.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ class Engine:
     pid: int
     hook_log: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    netns: str | None = None
 
     @property
     def host(self) -> str:
@@ -52,10 +59,15 @@ def start_engine(timeout: float = 30.0) -> Engine:
     socket = root / "docker.sock"
     env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
     env.pop("DOCKER_HOST", None)
+    netns = f"ds01t-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", netns], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"cannot make a network namespace for the test engine: {made.stderr.strip()}")
+    subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], capture_output=True)
     log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - kept open for the daemon's lifetime
     proc = subprocess.Popen(
         [
-            dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+            "nsenter", f"--net=/var/run/netns/{netns}", dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{socket}",
             "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
             "--userland-proxy=false", "--storage-driver=overlay2",
@@ -65,12 +77,16 @@ def start_engine(timeout: float = 30.0) -> Engine:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
             tail = (root / "dockerd.log").read_text()[-2000:]
             raise RuntimeError(f"dockerd exited with {proc.returncode}:\n{tail}")
         if socket.exists() and _answers(socket):
-            return Engine(root=root, socket=socket, pid=proc.pid, hook_log=hook_log, process=proc)
+            return Engine(
+                root=root, socket=socket, pid=proc.pid, hook_log=hook_log, process=proc, netns=netns
+            )
         time.sleep(0.1)
     proc.kill()
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True)
     raise RuntimeError("dockerd did not answer within 30 s")
 
 
@@ -114,3 +130,5 @@ def stop_engine(engine: Engine) -> None:
         capture_output=True,
     )
     shutil.rmtree(engine.root, ignore_errors=True)
+    if engine.netns:
+        subprocess.run(["ip", "netns", "del", engine.netns], capture_output=True)

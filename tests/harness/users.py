@@ -1,4 +1,5 @@
-"""Real Unix users for isolation tests, and running ds01 as them through the lab's sudo rule."""
+"""Real Unix users for isolation tests, and running ds01's commands as them: directly, as on a lab server
+(no sudo rule, no docker group: the commands are clients of ds01d)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USER_GROUP = "ds01-testers"
-# one rule file per test run, so that concurrent runs do not pull the rule from under each other
-SUDOERS = Path(f"/etc/sudoers.d/ds01-tests-{os.getpid()}")
-# The lab's rule: members may run ds01's commands as root; sudo sets SUDO_UID, which ds01 trusts as root.
-KEEP_ENV = (
-    "DOCKER_HOST",
-    "DS01_CONFIG",
-    "DS01_STATE_DIR",
-    "DS01_LOG_DIR",
-    "DS01_GPU_BACKEND",
-    "DS01_GPU_INVENTORY",
-    "DS01_DEBUG",
-    "COLUMNS",
-    "LD_LIBRARY_PATH",
-    "DS01_NVML_LIBRARY",
-)
+# What a client may read from its environment (CONTRACT §3): nothing else reaches the commands.
+KEEP_ENV = ("DS01_SOCKET", "DS01_DEBUG", "COLUMNS", "NO_COLOR")
 
 
 @dataclass(frozen=True)
@@ -54,35 +42,19 @@ def remove_user(name: str) -> None:
     subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
-def install_sudo_rule() -> None:
-    rule = (
-        f'Defaults:%{USER_GROUP} env_keep += "{" ".join(KEEP_ENV)}"\n'
-        f"Defaults:%{USER_GROUP} !requiretty\n"
-        f"%{USER_GROUP} ALL=(root) NOPASSWD: {bin_dir()}/\n"
-    )
-    SUDOERS.write_text(rule)
-    SUDOERS.chmod(0o440)
-    subprocess.run(["visudo", "-c", "-f", str(SUDOERS)], check=True, capture_output=True)
-
-
-def remove_sudo_rule() -> None:
-    SUDOERS.unlink(missing_ok=True)
-
-
 def run_as(
     user: TestUser | str,
     command: str,
     *args: str,
-    sudo: bool = True,
     input: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    cwd: str = "/",
 ) -> subprocess.CompletedProcess[str]:
-    """Run a ds01 console script as a real Unix user: through sudo (the lab's way) or directly."""
+    """Run a ds01 console script as a real Unix user, with only the environment a login would give."""
     name = user if isinstance(user, str) else user.name
     exe = str(bin_dir() / command)
     full_env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k in ("PATH", "LANG", "TERM")}
     full_env.update(env or {})
-    argv = ["runuser", "-u", name, "--", "env", *[f"{k}={v}" for k, v in full_env.items()]]
-    argv += ["sudo", "-n", exe, *args] if sudo else [exe, *args]
-    return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd="/")
+    argv = ["runuser", "-u", name, "--", "env", "-i", *[f"{k}={v}" for k, v in full_env.items()], exe, *args]
+    return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)

@@ -6,13 +6,16 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand
 
 from ds01.errors import Ds01Error, ExitCode, UsageError
 from ds01.output import Output
+
+if TYPE_CHECKING:
+    from ds01.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +55,13 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(int(ExitCode.FAILURE)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def connect(json_out: bool = False) -> Client:
+    """The command's client of ds01d, showing ds01d's messages through this command's output."""
+    from ds01.client import Client
+
+    return Client(Output(json_mode=json_out))
 
 
 def stdin_is_tty() -> bool:

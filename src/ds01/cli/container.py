@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app, stdin_is_tty
+from ds01.cli.common import JsonOpt, UserOpt, connect, handle_errors, new_app, stdin_is_tty
+from ds01.client import path_of
 
 if TYPE_CHECKING:
     from ds01.atomic.container_view import ContainerView
@@ -271,18 +272,10 @@ def list_containers(
       container-list --json | jq -r '.[].name'
       container-list --all-users            (admins)
     """
-    from ds01.atomic.container_view import list_entry
-    from ds01.atomic.containers import known_slots, list_views
-    from ds01.errors import PermissionDenied
-
-    ctx = _context(json_out)
-    if all_users and not ctx.is_admin:
-        raise PermissionDenied("--all-users is for admins", hint="drop it to list your own containers")
-    views = list_views(ctx, owner=None if all_users else ctx.target_user(user), status=status)
-    known = known_slots(ctx, views)
-    entries = [list_entry(v, known) for v in views]
+    client = connect(json_out)
+    entries = client.call("GET", path_of("containers"), {"all_users": all_users, "status": status, "user": user})
     if json_out:
-        ctx.out.json(entries)
+        client.out.json(entries)
         return
     rows = []
     for e in entries:
@@ -290,7 +283,7 @@ def list_containers(
         row = [e["name"], e["status"], e["image"], gpus or "-", e["created_at"], e["workspace"]]
         rows.append([e["user"], *row] if all_users else row)
     columns = ["name", "status", "image", "GPU", "created", "workspace"]
-    ctx.out.table(
+    client.out.table(
         ["user", *columns] if all_users else columns,
         rows,
         empty="no containers; create one with container-create NAME",

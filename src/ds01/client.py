@@ -1,0 +1,178 @@
+"""The commands' one way to ds01d: JSON over HTTP/1.1 on its Unix socket (`$DS01_SOCKET`, else the default).
+
+`Client.call` sends one request and follows the answer's JSON lines: messages are shown through the
+command's `Output` as they arrive, events go to `on_event`, and the last line is the result (returned) or an
+error (raised as the same `Ds01Error` class with its exit code). `Client.exec_stream` also receives the
+descriptor of an exec session's stream, passed by ds01d with SCM_RIGHTS. No engine, YAML or GPU library is
+imported here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any
+from urllib.parse import quote, urlencode
+
+from ds01 import protocol
+from ds01.errors import Ds01Error, EngineUnavailable
+from ds01.output import Output
+
+START_HINT = "ask an admin to start it (systemctl start ds01d), or check $DS01_SOCKET"
+EventHandler = Callable[[Any], None]
+
+
+def socket_path() -> str:
+    return os.environ.get(protocol.SOCKET_ENV) or protocol.DEFAULT_SOCKET
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("ds01d", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def unreachable(path: str, exc: OSError) -> EngineUnavailable:
+    if isinstance(exc, FileNotFoundError):
+        why = f"ds01d is not running: no socket at {path}"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = f"ds01d is not running: nothing listens on {path}"
+    elif isinstance(exc, PermissionError):
+        why = f"permission denied on ds01d's socket {path}"
+    else:
+        why = f"cannot reach ds01d at {path}: {exc.strerror or exc}"
+    return EngineUnavailable(why, hint=START_HINT)
+
+
+def path_of(*parts: str) -> str:
+    """`/v1/containers/<name>/start` with every part quoted."""
+    return protocol.API + "/" + "/".join(quote(p, safe="") for p in parts)
+
+
+class Client:
+    def __init__(self, out: Output | None = None, *, timeout: float | None = None) -> None:
+        self.out = out or Output()
+        self.path = socket_path()
+        self.timeout = timeout
+
+    def _connect(self) -> _UnixConnection:
+        conn = _UnixConnection(self.path, self.timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            raise unreachable(self.path, exc) from None
+        return conn
+
+    def _send(
+        self,
+        conn: _UnixConnection,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        upload: Iterable[bytes] | None,
+        upload_length: int | None,
+    ) -> None:
+        clean = {k: v for k, v in (body or {}).items() if v is not None}
+        headers = {"Connection": "close"}
+        if method == "GET":
+            query = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in clean.items()}
+            if query:
+                path += "?" + urlencode(query)
+            conn.request(method, path, headers=headers)
+        elif upload is not None:
+            headers[protocol.BODY_HEADER] = json.dumps(clean, ensure_ascii=True)
+            headers["Content-Type"] = "application/x-tar"
+            if upload_length is not None:
+                headers["Content-Length"] = str(upload_length)
+            conn.request(method, path, body=upload, headers=headers, encode_chunked=upload_length is None)
+        else:
+            headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=json.dumps(clean).encode(), headers=headers)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        on_event: EventHandler | None = None,
+        upload: Iterable[bytes] | None = None,
+        upload_length: int | None = None,
+    ) -> Any:
+        conn = self._connect()
+        try:
+            try:
+                self._send(conn, method, path, body, upload, upload_length)
+                response = conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise unreachable(self.path, exc) from None
+            return self.follow(response, on_event)
+        finally:
+            conn.close()
+
+    def follow(self, response: http.client.HTTPResponse, on_event: EventHandler | None = None) -> Any:
+        """Show messages, pass events on, and return the result (or raise the error) of one answer."""
+        while True:
+            raw = response.readline()
+            if not raw:
+                raise Ds01Error("ds01d closed the connection before answering", hint="see ds01d's log")
+            try:
+                item = json.loads(raw)
+                (kind, value), *_ = item.items()
+            except (ValueError, AttributeError):
+                raise Ds01Error(f"ds01d sent something that is not JSON: {raw[:80]!r}") from None
+            if kind == "result":
+                return value
+            if kind == "error":
+                raise protocol.error_from_payload(value)
+            if kind == "message":
+                self.show(value)
+            elif kind == "event" and on_event is not None:
+                on_event(value)
+
+    def show(self, message: Mapping[str, Any]) -> None:
+        level = str(message.get("level"))
+        text = str(message.get("text", ""))
+        if level in protocol.MESSAGE_LEVELS:
+            getattr(self.out, level)(text)
+
+    def exec_stream(self, path: str, body: Mapping[str, Any]) -> tuple[socket.socket, Any]:
+        """Ask ds01d for an exec session; it passes the engine's stream of that session with SCM_RIGHTS
+        (one marker byte `F` carrying the descriptor, or `E` when it failed) before its JSON answer."""
+        conn = self._connect()
+        try:
+            self._send(conn, "POST", path, body, None, None)
+            assert conn.sock is not None
+            data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1, 1)
+            stream = socket.socket(fileno=fds[0]) if data == b"F" and fds else None
+            for extra in fds[1:]:
+                os.close(extra)
+            try:
+                result = self.follow(conn.getresponse())
+            except BaseException:
+                if stream is not None:
+                    stream.close()
+                raise
+            if stream is None:
+                raise Ds01Error("ds01d answered without passing the session's stream")
+            return stream, result
+        finally:
+            conn.close()
+
+
+def upload_file(fileobj: IO[bytes], chunk: int = 1 << 16) -> Iterable[bytes]:
+    while data := fileobj.read(chunk):
+        yield data

@@ -1,0 +1,1 @@
+"""One module of endpoints per resource; `routes.ENDPOINT_MODULES` lists them."""

@@ -1,0 +1,3 @@
+"""Endpoints: exec."""
+
+from __future__ import annotations

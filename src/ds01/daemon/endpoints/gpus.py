@@ -1,0 +1,3 @@
+"""Endpoints: gpus."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Endpoints: images."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Endpoints: lifecycle."""
+
+from __future__ import annotations

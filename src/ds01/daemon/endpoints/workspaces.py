@@ -1,0 +1,3 @@
+"""Endpoints: workspaces."""
+
+from __future__ import annotations
