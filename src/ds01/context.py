@@ -52,13 +52,13 @@ class Context:
         if not name:
             return self.user
         target = lookup_user(name)
-        if target.uid == self.user.uid:
-            return self.user
         if target.uid == 0 or target.uid < uid_min():
             raise PermissionDenied(
                 f"--user may not name root or a system account ({target.name}, uid {target.uid})",
                 hint="name a lab member's account",
             )
+        if target.uid == self.user.uid:
+            return self.user
         if not self.is_admin:
             raise PermissionDenied(
                 f"only admins may act for another user ({name})",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -44,6 +45,7 @@ from ds01.errors import Ds01Error, EngineUnavailable, NotFound, OperationFailed
 # HostConfig keys ds01 passes (the keyword names of docker-py's `create_host_config`) -> Engine API names.
 HOST_CONFIG_KEYS = {
     "binds": "Binds",
+    "mounts": "Mounts",
     "network_mode": "NetworkMode",
     "init": "Init",
     "privileged": "Privileged",
@@ -345,6 +347,79 @@ class Gateway:
         code = self.http.request("GET", f"/exec/{exec_id}/json", what=what)["ExitCode"]
         return int(code or 0), demux(bytes(output))
 
+    # -- interactive exec (a session's stream is handed to the client) ---------------------------------
+    def exec_create(
+        self,
+        ref: str,
+        cmd: list[str],
+        *,
+        user: str,
+        workdir: str,
+        tty: bool,
+        stdin: bool,
+        environment: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create (not start) an exec of `cmd` as `user` in `workdir`; its id."""
+        config = {
+            "AttachStdin": stdin,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": tty,
+            "Cmd": list(cmd),
+            "Privileged": False,
+            "User": user,
+            "WorkingDir": workdir,
+            "Env": [f"{k}={v}" for k, v in (environment or {}).items()],
+        }
+        created = self.http.request("POST", f"/containers/{_q(ref)}/exec", body=config, what=f"exec in {ref}")
+        return str(created["Id"])
+
+    def exec_attach(self, exec_id: str, *, tty: bool) -> socket.socket:
+        """Start the exec on a fresh connection to the engine's Unix socket and return that connection,
+        upgraded to the exec's raw stream (the engine speaks no more HTTP on it)."""
+        path = unix_socket_path(self.address)
+        if path is None:
+            raise OperationFailed(
+                f"interactive sessions need the engine on a Unix socket, not {self.address}",
+                hint="ask an admin to point ds01d at the local engine (unix:///var/run/docker.sock)",
+            )
+        body = json.dumps({"Detach": False, "Tty": tty}).encode()
+        head = (
+            f"POST /v{API_VERSION}/exec/{_q(exec_id)}/start HTTP/1.1\r\nHost: docker\r\n"
+            f"Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(path)
+                sock.sendall(head + body)
+                status, headers = _read_head(sock)
+            except PermissionError as exc:
+                raise unreachable(self.address, permission=True) from exc
+            except (OSError, ValueError) as exc:
+                raise unreachable(self.address, permission=False) from exc
+            if status == 101 or (status == 200 and "raw-stream" in headers.get("content-type", "")):
+                sock.settimeout(None)
+                return sock
+            size = min(int(headers.get("content-length", "0") or 0), 65536)
+            detail = b""
+            with contextlib.suppress(OSError):
+                while len(detail) < size and (chunk := sock.recv(size - len(detail))):
+                    detail += chunk
+            raise api_error(status, _engine_message(detail), f"exec {exec_id[:12]}")
+        except BaseException:
+            sock.close()
+            raise
+
+    def exec_resize(self, exec_id: str, *, height: int, width: int) -> None:
+        query = {"h": str(height), "w": str(width)}
+        self.http.request("POST", f"/exec/{_q(exec_id)}/resize", query=query, what="resize")
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return dict(self.http.request("GET", f"/exec/{_q(exec_id)}/json", what=f"exec {exec_id[:12]}"))
+
     def top(self, ref: str) -> dict[str, Any]:
         query = {"ps_args": "-eo pid,ppid,pcpu,comm"}
         return dict(self.http.request("GET", f"/containers/{_q(ref)}/top", query=query, what=f"top {ref}"))
@@ -450,6 +525,33 @@ class Gateway:
         """`docker import` of a root filesystem tar on disk, streamed (a Debian rootfs is ~300 MB)."""
         with self._errors(f"import {repository}:{tag}"):
             self.api.import_image_from_file(path, repository=repository, tag=tag, changes=changes)
+
+
+def _read_head(sock: socket.socket, limit: int = 65536) -> tuple[int, dict[str, str]]:
+    """The status and headers of an answer, read one byte at a time: nothing of the stream after them."""
+    raw = bytearray()
+    while not raw.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte or len(raw) >= limit:
+            raise ValueError("the engine's answer ended before its headers did")
+        raw += byte
+    status_line, *lines = raw.decode("latin-1").split("\r\n")
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {status_line[:80]!r}")
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
+
+
+def _engine_message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace").strip()
 
 
 def context_archive(path: str, dockerfile: str) -> tuple[IO[bytes], str]:

@@ -22,8 +22,8 @@ from ds01.errors import Ds01Error, EngineUnavailable, NotFound, OperationFailed
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Engine API 1.41 = Docker 20.10, the oldest engine we support; pinning it skips a version round trip.
 API_VERSION = os.environ.get("DS01_DOCKER_API_VERSION", "1.41")
-ENGINE_HINT = "is the Docker daemon running? On a lab server run ds01 commands through the lab's sudo rule"
-PERMISSION_HINT = "run ds01 through the lab's sudo rule (e.g. `sudo container-list`) or ask an admin"
+ENGINE_HINT = "is the Docker engine running? An admin starts it with `systemctl start docker`"
+PERMISSION_HINT = "ds01d must run as root to use the Docker socket; ask an admin"
 TOOLKIT_HINT = (
     "the NVIDIA container toolkit is missing or not configured on this host; ask an admin to install "
     "nvidia-container-toolkit, or use --cpu-only"

@@ -36,7 +36,7 @@ USERNAME_MAX = 32
 def normalise_name(raw: str) -> str:
     """Lower-case, spaces to '-', then check CONTRACT §2's pattern; exit 2 otherwise."""
     name = raw.strip().lower().replace(" ", "-")
-    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+    if not NAME_PATTERN.fullmatch(name) or ".." in name or CONTAINER_SEPARATOR in name:
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
         raise InvalidName(
             f"invalid name {shown!r}",

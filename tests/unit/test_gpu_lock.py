@@ -1,4 +1,4 @@
-"""The reservation lock: exclusive across processes, usable by every user, never skipped."""
+"""The reservation lock: exclusive across processes, ds01d's alone (0600), never skipped."""
 
 from __future__ import annotations
 
@@ -14,14 +14,29 @@ from ds01.errors import LockTimeout, OperationFailed
 from ds01.gpu.lock import LOCK_NAME, reservation_lock
 
 
-def test_lock_file_is_usable_by_every_user(tmp_path: Path) -> None:
-    old = os.umask(0o077)
-    try:
-        with reservation_lock(tmp_path):
-            pass
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / LOCK_NAME).stat().st_mode) == 0o666
+def test_lock_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    with reservation_lock(tmp_path):
+        pass
+    info = (tmp_path / LOCK_NAME).stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid()
+
+
+def test_an_old_world_writable_lock_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / LOCK_NAME
+    path.touch()
+    path.chmod(0o666)
+    with reservation_lock(tmp_path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_lock_file_of_another_owner_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / LOCK_NAME
+    path.touch()
+    os.chown(path, 65534, 65534)
+    with pytest.raises(OperationFailed, match="not a plain file"), reservation_lock(tmp_path):
+        pass
 
 
 def test_a_held_lock_times_out_with_an_error(tmp_path: Path) -> None:

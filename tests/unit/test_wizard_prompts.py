@@ -9,7 +9,7 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from ds01.atomic.catalogue import load_catalogue
+from ds01.project.catalogue import load_catalogue
 from ds01.errors import ExitCode, UsageError
 from ds01.wizards.project_init import InitRequest, ask_missing
 from ds01.wizards.prompts import Cancelled, Choice, Defaults, NoTerminal, Questionary, prompter_for

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ds01.atomic.build import follow
-from ds01.atomic.catalogue import LabImage, load_catalogue
+from ds01.project.catalogue import LabImage, load_catalogue
 from ds01.atomic.images import ViewFactory
 from ds01.context import Context
 from ds01.errors import OperationFailed, PermissionDenied, UsageError

@@ -1,201 +1,84 @@
-"""Run a build and show it: the legacy builder's event stream, followed step by step.
+"""Builds inside ds01d: the legacy builder's `POST /build` from an archive, with ds01d's labels, and the
+engine's events followed (failure detected here) while each is forwarded to the client.
 
-On a terminal a live view on stderr shows the steps done, the current step with its latest output line
-dimmed, and the elapsed time. Elsewhere each step is one plain line on stderr. A failed build shows the
-failing step and its last output lines, then raises `OperationFailed` (exit 1).
+The request is sent without any registry credentials: docker-py's `build` would attach the ones in root's
+`~/.docker/config.json` (`X-Registry-Config`), which must never serve a user's build.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Protocol
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
 
-from ds01.errors import OperationFailed
+from ds01.context import Context
+from ds01.errors import Ds01Error, OperationFailed
+from ds01.project.build_view import BuildResult, BuildView, NullView, follow
 
-if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-
-STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-TAIL_LINES = 15
-# Noise of the legacy builder that says nothing about the user's build.
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_NOISE = re.compile(r"^( ---> |Removing intermediate container |Successfully (built|tagged) )")
+Emit = Callable[[Mapping[str, Any]], None]
 
 
-@dataclass
-class BuildState:
-    step: int = 0
-    total: int = 0
-    instruction: str = ""
-    done: list[str] = field(default_factory=list)
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
-    image_id: str = ""
-    started: float = field(default_factory=time.monotonic)
+def engine_build(
+    ctx: Context,
+    archive: IO[bytes],
+    *,
+    dockerfile: str,
+    tag: str,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    nocache: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The builder's JSON events for an uncompressed tar context (no credentials are sent)."""
+    from ds01.docker_gateway import engine_errors
 
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def where(self) -> str:
-        return f"step {self.step}/{self.total} ({self.instruction})" if self.step else "the start"
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image_id: str
-    steps: int
-    seconds: float
-
-
-class BuildView(Protocol):
-    def started(self, state: BuildState) -> None: ...
-    def step(self, state: BuildState) -> None: ...
-    def output(self, state: BuildState, line: str) -> None: ...
-    def finished(self, state: BuildState, error: str | None) -> None: ...
-
-
-def follow(events: Iterable[Mapping[str, Any]], view: BuildView) -> BuildResult:
-    """Feed the builder's events to the view; raise with the failing step when the build fails."""
-    state = BuildState()
-    view.started(state)
-    reported = False
-    try:
-        for event in events:
-            error = _apply(state, event, view)
-            if error is not None:
-                reported = True
-                view.finished(state, error)
-                raise OperationFailed(
-                    f"the build failed at {state.where}: {error}",
-                    hint="fix that step of the Dockerfile, then rebuild",
-                )
-    except BaseException as exc:
-        if not reported:  # the engine refused the build, or Ctrl-C: close the live view first
-            view.finished(state, str(exc) or "interrupted")
-        raise
-    view.finished(state, None)
-    if not state.image_id:
-        raise OperationFailed("the build ended without an image", hint="see the build output above")
-    return BuildResult(state.image_id, state.total, state.elapsed)
-
-
-def _apply(state: BuildState, event: Mapping[str, Any], view: BuildView) -> str | None:
-    if "error" in event or "errorDetail" in event:
-        detail = event.get("errorDetail") or {}
-        return str(detail.get("message") or event.get("error") or "unknown error").strip()
-    aux = event.get("aux")
-    if isinstance(aux, Mapping) and aux.get("ID"):
-        state.image_id = str(aux["ID"])
-    for line in _lines(str(event.get("stream", ""))):
-        match = STEP.match(line)
-        if match:
-            if state.step:
-                state.done.append(f"{state.step}/{state.total} {state.instruction}")
-            state.step, state.total, state.instruction = int(match[1]), int(match[2]), match[3]
-            state.tail.clear()
-            view.step(state)
-        elif not _NOISE.match(line):
-            state.tail.append(line)
-            view.output(state, line)
-    return None
-
-
-def _lines(chunk: str) -> Iterator[str]:
-    for raw in _ANSI.sub("", chunk).replace("\r", "\n").split("\n"):
-        line = raw.rstrip()
-        if line.strip():
-            yield line
-
-
-class PlainView:
-    """No terminal: one line per step on stderr, the failing step's output when it fails."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def started(self, state: BuildState) -> None:
-        return None
-
-    def step(self, state: BuildState) -> None:
-        self._write(f"Step {state.step}/{state.total} : {state.instruction}")
-
-    def output(self, state: BuildState, line: str) -> None:
-        return None
-
-    def finished(self, state: BuildState, error: str | None) -> None:
-        if error is None:
-            self._write(f"built in {state.elapsed:.1f} s")
-            return
-        self._write(f"build failed at {state.where}; its last output:")
-        for line in state.tail:
-            self._write(f"  | {line}")
-
-
-class LiveView:
-    """A terminal: a rich live view on stderr, kept short (done steps, current step, one dim line)."""
-
-    def __init__(self, console: Console, title: str) -> None:
-        self.console = console
-        self.title = title
-        self.last_line = ""
-        self._live: Any = None
-
-    def started(self, state: BuildState) -> None:
-        from rich.live import Live
-
-        self._state = state
-        self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self._live.start()
-
-    def __rich__(self) -> RenderableType:
-        from rich.console import Group
-        from rich.text import Text
-
-        state = self._state
-        rows: list[RenderableType] = [Text(f"{self.title}  {state.elapsed:5.1f} s", style="bold")]
-        rows += [Text(f"  ✓ {d}", style="green") for d in state.done[-8:]]
-        if state.step:
-            rows.append(
-                Text(f"  ▸ {state.step}/{state.total} {state.instruction}", overflow="ellipsis", no_wrap=True)
-            )
-        if self.last_line:
-            rows.append(Text(f"    {self.last_line}", style="dim", overflow="ellipsis", no_wrap=True))
-        return Group(*rows)
-
-    def step(self, state: BuildState) -> None:
-        self.last_line = ""
-
-    def output(self, state: BuildState, line: str) -> None:
-        self.last_line = line
-
-    def finished(self, state: BuildState, error: str | None) -> None:
-        if self._live is not None:
-            self._live.stop()
-        if error is None:
-            self.console.print(
-                f"[green]✓[/green] built {self.title} in {state.elapsed:.1f} s ({state.total} steps)",
-                highlight=False,
-            )
-            return
-        from rich.markup import escape
-
-        self.console.print(
-            f"[red]✗[/red] build failed at {escape(state.where)}; its last output:", highlight=False
+    api = ctx.gateway.api
+    params = {
+        "t": tag, "dockerfile": dockerfile, "rm": "1", "forcerm": "1", "q": "0", "pull": "0",
+        "nocache": "1" if nocache else "0",
+        "buildargs": json.dumps(dict(buildargs)), "labels": json.dumps(dict(labels)),
+    }  # fmt: skip
+    with engine_errors(f"build {tag}"):
+        response = api._post(
+            api._url("/build"),
+            data=archive,
+            params=params,
+            headers={"Content-Type": "application/x-tar"},
+            stream=True,
+            timeout=None,
         )
-        for line in state.tail:
-            self.console.print(f"  [dim]|[/dim] {escape(line)}", highlight=False)
+        api._raise_for_status(response)
+        for event in api._stream_helper(response, decode=True):
+            if isinstance(event, dict):
+                yield event
 
 
-def make_view(*, interactive: bool, console: Console | None, stream: IO[str], title: str) -> BuildView:
-    if interactive and console is not None:
-        return LiveView(console, title)
-    return PlainView(stream)
+def forwarded(events: Iterator[dict[str, Any]], emit: Emit) -> Iterator[dict[str, Any]]:
+    for event in events:
+        emit(event)
+        yield event
+
+
+def run_build(
+    ctx: Context,
+    archive: IO[bytes],
+    *,
+    dockerfile: str,
+    tag: str,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    nocache: bool = False,
+    emit: Emit | None = None,
+    view: BuildView | None = None,
+) -> BuildResult:
+    """Build and follow: the events go to `emit` (the client) as they come; a failure raises exit 1."""
+    events = engine_build(
+        ctx, archive, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels, nocache=nocache
+    )
+    if emit is not None:
+        events = forwarded(events, emit)
+    try:
+        return follow(events, view or NullView())
+    except OperationFailed:
+        raise
+    except Ds01Error:
+        raise

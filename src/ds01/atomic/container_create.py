@@ -7,19 +7,21 @@ inside the reservation so no other command can take the same slot meanwhile.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ds01 import naming
-from ds01.atomic.container_spec import DATA_DIR, IDLE_COMMAND, WORKDIR, ContainerSpec, Mount, limit_args
+from ds01.atomic.container_spec import IDLE_COMMAND, ContainerSpec, Mount, limit_args
 from ds01.atomic.container_view import ContainerView, list_entry
 from ds01.atomic.containers import list_views
 from ds01.atomic.gpu_reservation import Reservation, reserve_gpus
-from ds01.atomic.host_paths import check_data_dir, create_dirs, resolve_workspace
+from ds01.atomic.host_paths import DATA_DIR, WORKDIR, check_data_dir, ensure_workspace, workspace_path
 from ds01.context import Context
 from ds01.docker_gateway import Gateway
-from ds01.errors import NotFound, OperationFailed, QuotaExceeded, UsageError
+from ds01.errors import NotFound, OperationFailed, PermissionDenied, QuotaExceeded, UsageError
 from ds01.gpu.attach import Attachment
 from ds01.gpu.model import Allocation
 from ds01.identity import User
@@ -32,8 +34,8 @@ class CreateRequest:
     gpus: int | None = None
     mig_profile: str | None = None
     cpu_only: bool = False
-    workspace: Path | None = None
-    data: Path | None = None
+    workspace: str | None = None  # a project name or a folder directly in <workspace_root>/<owner>
+    data: str | None = None  # an absolute path under a data root or one of the owner's workspaces
     command: tuple[str, ...] | None = None  # None: stay idle; (): the image's own CMD
     interface: str = "atomic"
 
@@ -51,6 +53,8 @@ def gpu_request(req: CreateRequest) -> int:
     """How many slots to ask for: CPU-only unless --gpus or --mig-profile says otherwise."""
     if req.gpus is not None and req.gpus < 0:
         raise UsageError(f"--gpus {req.gpus}: a count cannot be negative", hint="use e.g. --gpus 1")
+    if req.mig_profile is not None and not req.mig_profile.strip():
+        raise UsageError("--mig-profile: empty profile", hint="name one, e.g. --mig-profile 1g.10gb")
     if req.cpu_only and (req.gpus or req.mig_profile):
         raise UsageError("--cpu-only cannot be combined with --gpus or --mig-profile", hint="pick one")
     if req.cpu_only:
@@ -60,21 +64,58 @@ def gpu_request(req: CreateRequest) -> int:
     return req.gpus or 0
 
 
+# The Docker reference grammar (distribution/reference): [domain/]path[:tag][@digest], or an image id.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)(?::{_TAG})?(?:@{_DIGEST})?$"
+)
+IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+NAME_MAX = 255
+
+
+def check_image_reference(ref: str) -> str:
+    """A reference the engine could parse (tag, digest, id or short id); anything else is exit 2."""
+    ref = ref.strip()
+    m = IMAGE_REFERENCE.fullmatch(ref)
+    if IMAGE_ID.fullmatch(ref) or (m and len(m.group("name")) <= NAME_MAX):
+        return ref
+    shown = ref if len(ref) <= 60 else ref[:57] + "..."
+    raise UsageError(
+        f"--image {shown!r} is not a valid image reference",
+        hint="use NAME[:TAG], NAME@sha256:DIGEST or an image id, e.g. --image ds01-1001/thesis:latest",
+    )
+
+
+def check_image_owner(owner: User, ref: str, inspect: Mapping[str, Any]) -> None:
+    """Another user's image (its `ds01.uid` label), however it is named, is not the owner's to run."""
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    uid = str(labels.get(naming.LABEL_UID, "") or "")
+    if uid and uid != str(owner.uid):
+        raise PermissionDenied(
+            f"image {ref} belongs to another user",
+            hint="use one of your own images (image-list) or a lab base image",
+        )
+
+
 def resolve_image(gateway: Gateway, image: str | None, name: str, owner: User) -> str:
-    if image:
-        if gateway.image_inspect(image) is None:
+    ref = check_image_reference(image) if image else naming.image_name(name, owner.uid)
+    raw = gateway.image_inspect(ref)
+    if raw is None:
+        if image:
             raise NotFound(
                 f"image {image!r} is not on this host",
                 hint="see image-list, or build one with image-create NAME",
             )
-        return image
-    own = naming.image_name(name, owner.uid)
-    if gateway.image_inspect(own) is None:
         raise NotFound(
-            f"project {name!r} has no image yet ({own})",
+            f"project {name!r} has no image yet ({ref})",
             hint=f"build it with `image-create {name}`, or pass --image IMG",
         )
-    return own
+    check_image_owner(owner, ref, raw)
+    return ref
 
 
 def _command(req: CreateRequest) -> tuple[str, ...] | None:
@@ -106,6 +147,7 @@ def build_spec(
     labels = naming.base_labels(
         user=owner.name, uid=owner.uid, project=name, interface=interface, workspace=str(workspace)
     )
+    labels.update(EMPTY_GPU_LABELS)
     labels.update(gpu_labels)
     mounts = [Mount(str(workspace), WORKDIR)]
     if data is not None:
@@ -130,6 +172,25 @@ def build_spec(
         pids_limit=lim.pids_limit,
         gpu_device_ids=gpu_ids,
     )
+
+
+# ds01d sets every ds01.* key, so a label inherited from the image never counts (CONTRACT §2).
+EMPTY_GPU_LABELS = {naming.LABEL_GPU_SLOTS: "", naming.LABEL_GPU_UUIDS: "", naming.LABEL_GPU_GPUEQ: ""}
+EMPTY_IMAGE_LABELS = {
+    key: ""
+    for key in (
+        naming.LABEL_FRAMEWORK, naming.LABEL_PROJECT_TYPE, naming.LABEL_BASE_IMAGE, naming.LABEL_DOCKERFILE,
+        naming.LABEL_COMMITTED_FROM,
+    )
+}  # fmt: skip
+
+
+def container_labels(inherited: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """The container's labels: every `ds01.*` key the image carries is overwritten (blank unless ds01 sets
+    it), so nothing a user wrote into an image can pose as ds01's."""
+    labels = {k: "" for k in inherited if k.startswith(naming.LABEL_PREFIX)}
+    labels.update(own)
+    return labels
 
 
 class _DryRun(Exception):

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ds01 import units
+from ds01.atomic.host_paths import WORKDIR as WORKDIR
 from ds01.config import Limits
 
 # The main process only keeps the container alive (work happens through attach, run and exec); under
 # docker-init it ends at once on stop. Both coreutils and busybox `sleep` accept `infinity`.
 IDLE_COMMAND = ("sleep", "infinity")
-WORKDIR = "/workspace"
-DATA_DIR = "/data"
 SECURITY_OPTS = ("no-new-privileges",)
 
 
@@ -24,6 +23,18 @@ class Mount:
     source: str
     target: str
     read_only: bool = False
+
+    def engine(self) -> dict[str, Any]:
+        return {
+            "Type": "bind",
+            "Source": self.source,
+            "Target": self.target,
+            "ReadOnly": self.read_only,
+            "BindOptions": {"Propagation": "rprivate"},
+        }
+
+    def flag(self) -> str:
+        return f"type=bind,source={self.source},target={self.target}" + (",readonly" if self.read_only else "")
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,9 @@ class ContainerSpec:
     def host_config(self) -> dict[str, Any]:
         """Keyword arguments for the engine's HostConfig (never privileged, no added capabilities)."""
         hc: dict[str, Any] = {
-            "binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in self.mounts],
+            # Mounts of type bind, never Binds: dockerd then refuses a missing source instead of making it
+            # as root (and ds01d has checked every source without following links just before).
+            "mounts": [m.engine() for m in self.mounts],
             "network_mode": self.network,
             "init": self.init,
             "privileged": False,
@@ -87,7 +100,7 @@ class ContainerSpec:
         for opt in self.security_opt:
             argv += ["--security-opt", opt]
         for m in self.mounts:
-            argv += ["--volume", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
+            argv += ["--mount", m.flag()]
         for key, value in self.environment.items():
             argv += ["--env", f"{key}={value}"]
         for key, value in self.labels.items():

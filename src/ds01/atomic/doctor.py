@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import grp
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ds01.config import Config, load_config
+from ds01.config import Config
 from ds01.errors import Ds01Error
-from ds01.identity import User
 
 Status = Literal["ok", "warning", "failure"]
 
@@ -26,27 +26,97 @@ class Check:
         return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
 
 
-def _writable(path: Path) -> bool:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    return os.access(probe, os.W_OK)
+@dataclass(frozen=True)
+class DaemonFacts:
+    """What ds01d knows of itself: its socket, its config file and the last rejected edit of it."""
+
+    socket: Path
+    config_path: Path
+    config_error: str | None = None
 
 
-def _dir_check(name: str, path: Path, user: User) -> Check:
-    if _writable(path):
-        return Check(name, "ok", f"{path} is writable")
-    if not user.is_root:
+def _private_dir_check(name: str, path: Path) -> Check:
+    """State and log dirs are ds01d's alone (CONTRACT §3): root-owned, no access for others."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Check(name, "ok", f"{path} does not exist yet; ds01d makes it 0700 when needed")
+    except OSError as exc:
+        return Check(name, "failure", f"{path}: {exc.strerror}", "check the path in paths.* of the config")
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISDIR(st.st_mode):
+        return Check(name, "failure", f"{path} is not a directory", "remove it; ds01d makes it (mode 0700)")
+    if st.st_uid != os.geteuid() or mode & 0o077:
         return Check(
             name,
             "warning",
-            f"{path} is not writable by {user.name}",
-            "run ds01 through the lab's sudo rule, or set DS01_STATE_DIR / DS01_LOG_DIR",
+            f"{path} is mode {mode:04o}, owner uid {st.st_uid}: others can read or plant files in it",
+            f"chown root: {path} && chmod 700 {path}",
         )
-    return Check(name, "failure", f"{path} is not writable", f"mkdir -p {path} && chmod 755 {path}")
+    return Check(name, "ok", f"{path} is root-only ({mode:04o})")
 
 
-def _engine_checks(config: Config) -> list[Check]:
+def _private_file_check(name: str, path: Path) -> Check:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Check(name, "ok", f"{path} does not exist yet")
+    except OSError as exc:
+        return Check(name, "failure", f"{path}: {exc.strerror}")
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or mode & 0o077:
+        return Check(
+            name,
+            "warning",
+            f"{path} is mode {mode:04o}, owner uid {st.st_uid}",
+            f"chown root: {path} && chmod 600 {path}",
+        )
+    return Check(name, "ok", f"{path} is root-only ({mode:04o})")
+
+
+def _daemon_checks(facts: DaemonFacts) -> list[Check]:
+    checks = []
+    if os.geteuid() == 0:
+        checks.append(Check("ds01d user", "ok", "ds01d runs as root"))
+    else:
+        checks.append(
+            Check(
+                "ds01d user",
+                "warning",
+                f"ds01d runs as uid {os.geteuid()}, not root: it cannot make workspaces for users",
+                "run it as the ds01d.service unit (root)",
+            )
+        )
+    try:
+        mode = stat.S_IMODE(os.stat(facts.socket).st_mode)
+    except OSError as exc:
+        checks.append(Check("ds01d socket", "failure", f"{facts.socket}: {exc.strerror}", "restart ds01d"))
+    else:
+        if mode == 0o666:
+            checks.append(Check("ds01d socket", "ok", f"{facts.socket} is mode 0666 (callers known by uid)"))
+        else:
+            checks.append(
+                Check(
+                    "ds01d socket",
+                    "warning",
+                    f"{facts.socket} is mode {mode:04o}: some users cannot reach ds01d",
+                    f"chmod 666 {facts.socket} (ds01d judges every caller by its uid)",
+                )
+            )
+    if facts.config_error:
+        checks.append(
+            Check(
+                "config edit",
+                "failure",
+                f"the last edit of {facts.config_path} was rejected; ds01d keeps the last good config: "
+                f"{facts.config_error}",
+                f"fix the file (ds01d --check-config {facts.config_path}); ds01d re-reads it by itself",
+            )
+        )
+    return checks
+
+
+def _engine_checks(config: Config, *, admin: bool) -> list[Check]:
     from ds01.docker_gateway import connect
 
     try:
@@ -76,6 +146,8 @@ def _engine_checks(config: Config) -> list[Check]:
         host = gateway.inspect(c.id).get("HostConfig", {})
         if host.get("Privileged") or "SYS_ADMIN" in (host.get("CapAdd") or []):
             privileged.append(f"{c.name} ({c.state})")
+    if privileged and not admin:  # other users' container names are not for everyone
+        privileged = [f"{len(privileged)} container(s)"]
     if privileged:
         checks.append(
             Check(
@@ -120,23 +192,23 @@ def _docker_group_check() -> Check:
             "docker group",
             "warning",
             f"in the docker group (root-equivalent, bypass quotas): {', '.join(members)}",
-            "remove them (gpasswd -d USER docker) and use the ds01 sudo rule",
+            "remove them (gpasswd -d USER docker); ds01 needs no docker group",
         )
     return Check("docker group", "ok", "the docker group is empty")
 
 
-def run_checks(user: User) -> list[Check]:
-    try:
-        config = load_config()
-    except Ds01Error as err:
-        return [Check("config", "failure", err.message, "fix the file, then run `ds01 doctor` again")]
+def run_checks(config: Config, facts: DaemonFacts, *, admin: bool = False) -> list[Check]:
+    """Inside ds01d: the config in force, ds01d itself, the engine, GPUs, state, hazards."""
     checks = [Check("config", "ok", f"{config.source} is valid ({len(config.groups)} groups)")]
-    checks += _engine_checks(config)
+    checks += _daemon_checks(facts)
+    checks += _engine_checks(config, admin=admin)
     try:
         checks.append(_gpu_check(config))
     except Ds01Error as err:
         checks.append(Check("gpus", "failure", err.message, err.hint or ""))
-    checks.append(_dir_check("state dir", config.paths.state_dir, user))
-    checks.append(_dir_check("log dir", config.paths.log_dir, user))
+    checks.append(_private_dir_check("state dir", config.paths.state_dir))
+    checks.append(_private_dir_check("log dir", config.paths.log_dir))
+    checks.append(_private_file_check("event log", config.paths.log_dir / "events.jsonl"))
+    checks.append(_private_file_check("reservation lock", config.paths.state_dir / "gpu-reservation.lock"))
     checks.append(_docker_group_check())
     return checks

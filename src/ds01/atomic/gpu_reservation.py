@@ -11,13 +11,14 @@ carrying the `ds01.gpu.*` labels exists. A lock that cannot be had in time is an
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ds01 import naming
+from ds01.atomic.container_view import ContainerView
 from ds01.atomic.holdings import foreign_holdings, gpu_holdings
+from ds01.atomic.removal import remove_and_release
 from ds01.context import Context
 from ds01.errors import Ds01Error, NotFound, OperationFailed, QuotaExceeded
 from ds01.gpu.allocator import allocate_slots
@@ -60,16 +61,15 @@ def gpu_labels(allocation: Allocation) -> dict[str, str]:
 
 
 def ensure_state_dir(path: Path) -> None:
-    """The state dir holds the lock every user takes: sticky and world-writable when ds01 makes it."""
-    if path.is_dir():
-        return
+    """The state dir (locks, the reaper's records) is ds01d's alone: 0700, owned by root (CONTRACT §3)."""
+    from ds01.events import ensure_private_dir
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o1777)
+        ensure_private_dir(path)
     except OSError as exc:
         raise OperationFailed(
-            f"cannot create the ds01 state directory {path}: {exc.strerror}",
-            hint="ask an admin to run `ds01 doctor`, or set DS01_STATE_DIR",
+            f"cannot create the ds01 state directory {path}: {exc.strerror or exc}",
+            hint="ask an admin to run `ds01 doctor`, or set DS01_STATE_DIR for ds01d",
         ) from exc
 
 
@@ -161,7 +161,8 @@ def _reclaim(ctx: Context, holdings: list[Holding]) -> set[str]:
     gone: set[str] = set()
     for container_id, held in by_container.items():
         try:
-            ctx.gateway.remove(container_id, force=True)
+            view = ContainerView.from_inspect(ctx.gateway.inspect(container_id))
+            remove_and_release(ctx, view, reason="reclaim", by="ds01d")
         except NotFound:
             pass
         except Ds01Error as err:

@@ -1,22 +1,44 @@
-"""Host directories a container mounts: the workspace (the user's, created if missing) and `--data`.
+"""Host folders a container mounts: the workspace `<workspace_root>/<owner>/<name>` and `--data`.
 
-ds01 runs as root through sudo, so `os.access` would answer for root. Every check here is made for the
-owner's uid and groups from the ownership and mode bits, the way the kernel would decide.
+ds01d runs as root, so nothing here trusts a path the user can change. Every path is judged lexically first
+(it must lie inside an allowed root: the owner's workspace folder, or one of `paths.data_roots`); only then
+is it opened, component by component from `/`, with `O_PATH | O_NOFOLLOW | O_DIRECTORY` relative to the
+folder opened before, so a symbolic link anywhere on the way is refused instead of followed. A path outside
+the allowed roots is refused with the same words whether it exists or not, so ds01d never tells a user what
+lies in a folder they cannot read. Workspaces are made with `mkdir(dir_fd=...)` and `fchown` on the opened
+folder. The same checks run again at every start (`check_mounts`), because dockerd resolves a bind source
+anew each time it starts a container.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ds01 import naming
+from ds01.config import PathSettings
 from ds01.errors import NotFound, PermissionDenied, UsageError
 from ds01.identity import User
 
 READ, WRITE, EXEC = 4, 2, 1
 WORKSPACE_MODE = 0o750
+USER_ROOT_MODE = 0o755
+WALK_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+WORKDIR = "/workspace"
+DATA_DIR = "/data"
 
 
+class _Symlink(Exception):
+    """A component of the path is a symbolic link (or not a directory)."""
+
+
+# -- permissions from mode bits (ds01d is root: os.access would answer for root) -----------------------
 def user_gids(user: User) -> set[int]:
     try:
         return set(os.getgrouplist(user.name, user.gid))
@@ -38,87 +60,275 @@ def may(user: User, st: os.stat_result, want: int, gids: set[int] | None = None)
     return bits & want == want
 
 
-def _blocking_ancestor(user: User, path: Path, gids: set[int]) -> Path | None:
-    """The first existing ancestor the user cannot traverse, if any."""
-    for parent in reversed(path.parents):
-        try:
-            st = parent.stat()
-        except FileNotFoundError:
-            return None
-        if not may(user, st, EXEC, gids):
-            return parent
-    return None
+# -- lexical judgement ------------------------------------------------------------------------------------
+def clean_path(raw: str, what: str) -> Path:
+    """An absolute path with no `.`/`..` games: `..` is refused outright, not resolved."""
+    if not raw or "\x00" in raw:
+        raise UsageError(f"{what}: empty path", hint="pass an absolute path")
+    if not raw.startswith("/"):
+        raise UsageError(f"{what} {raw}: not an absolute path", hint="pass an absolute path")
+    parts = [p for p in raw.split("/") if p and p != "."]
+    if ".." in parts:
+        raise UsageError(f"{what} {raw}: '..' is not allowed in the path", hint="pass the plain path")
+    return Path("/", *parts)
 
 
-def check_data_dir(user: User, raw: Path) -> Path:
-    """`--data DIR`: an existing directory the user could read and enter themselves."""
-    path = Path(os.path.realpath(raw.expanduser()))
-    gids = user_gids(user)
-    # Refuse before saying whether it exists, so a path the user cannot see stays unseen.
-    blocked = _blocking_ancestor(user, path, gids)
-    if blocked is not None:
-        raise PermissionDenied(
-            f"--data {raw}: {user.name} cannot enter {blocked}", hint="pass a directory you own or can read"
-        )
+def real_root(root: Path) -> Path:
+    """An admin-configured root with its own symbolic links resolved (the admin's tree is trusted)."""
+    return Path(os.path.realpath(root))
+
+
+def inside(path: Path, root: Path) -> tuple[str, ...] | None:
+    """The components of `path` below `root` (empty when equal), or None when it is not inside."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise NotFound(f"--data {raw}: no such directory", hint="check the path") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"--data {raw} is not a directory", hint="pass a directory; it is mounted at /data")
-    if not may(user, st, READ | EXEC, gids):
-        raise PermissionDenied(
-            f"--data {raw}: {user.name} may not read it", hint="pass a directory you own or can read"
-        )
-    return path
+        return path.relative_to(root).parts
+    except ValueError:
+        return None
 
 
-def _nearest_existing(path: Path) -> Path:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    return probe
+# -- opening without following ------------------------------------------------------------------------
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[int]:
+    """An O_PATH descriptor of the directory `path`, walked from `/` without following any link.
 
-
-def resolve_workspace(user: User, raw: Path, *, root: Path | None) -> tuple[Path, list[Path]]:
-    """The real workspace path and the directories still to create (outermost first).
-
-    An existing workspace must belong to the user. A missing one may be created only under a directory of
-    theirs, or (for a root like `/srv/ws/{user}` that does not exist yet) right under that root's parent.
+    Raises `_Symlink` for a link or non-directory on the way, FileNotFoundError for a missing component.
     """
-    path = Path(os.path.realpath(raw.expanduser()))
-    if path.exists():
-        st = path.stat()
-        if not stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"workspace {path} is not a directory", hint="pass --workspace DIR")
-        if st.st_uid != user.uid:
-            raise PermissionDenied(
-                f"workspace {path} does not belong to {user.name}",
-                hint="pass --workspace with a directory of your own",
-            )
-        return path, []
-    anchor = _nearest_existing(path)
-    allowed_anchor = root is not None and anchor == Path(os.path.realpath(root)).parent
-    if anchor.stat().st_uid != user.uid and user.uid != 0 and not allowed_anchor:
+    fd = os.open("/", WALK_FLAGS)
+    try:
+        for part in path.parts[1:]:
+            try:
+                nxt = os.open(part, WALK_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _Symlink(part) from None
+                raise
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _walk_checked(user: User, root: Path, rel: Sequence[str], want_last: int, what: str, raw: str) -> None:
+    """Walk `root/rel` without links; the user must be able to enter every folder on the way below the root
+    (checked before the next name is looked up) and get `want_last` on the last one."""
+    gids = user_gids(user)
+    denied = PermissionDenied(f"{what} {raw}: {user.name} may not read it", hint=_DATA_HINT)
+    try:
+        with opened(root) as fd0:
+            fd = os.dup(fd0)
+    except (_Symlink, FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"{what} {raw}: the allowed folder {root} is missing", hint="tell an admin") from None
+    try:
+        st = os.fstat(fd)
+        for part in rel:
+            if not may(user, st, EXEC, gids):
+                raise denied
+            try:
+                nxt = os.open(part, WALK_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                raise NotFound(f"{what} {raw}: no such directory", hint="check the path") from None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise PermissionDenied(
+                        f"{what} {raw}: a symbolic link or file is in the way ({part})",
+                        hint="pass the real folder; links are never followed",
+                    ) from None
+                raise
+            os.close(fd)
+            fd = nxt
+            st = os.fstat(fd)
+        if not may(user, st, want_last, gids):
+            raise denied
+    finally:
+        os.close(fd)
+
+
+_DATA_HINT = "use a folder under a data root or one of your workspaces (ask an admin for a data root)"
+
+
+# -- workspaces -----------------------------------------------------------------------------------------
+def user_root(paths: PathSettings, owner: User) -> Path:
+    return real_root(paths.workspace_root) / owner.name
+
+
+def workspace_path(paths: PathSettings, owner: User, raw: str | None, default_name: str) -> Path:
+    """`--workspace`: a project name, or a folder directly in `<workspace_root>/<owner>`; default the
+    container's name. Anything else is refused (exit 5) with the same words whether it exists or not."""
+    root = user_root(paths, owner)
+    if raw is None or raw == "":
+        return root / naming.normalise_name(default_name)
+    if "/" not in raw:
+        return root / naming.normalise_name(raw)
+    path = clean_path(raw, "--workspace")
+    rel = inside(path, root)
+    if rel is None or len(rel) != 1:
         raise PermissionDenied(
-            f"workspace {path}: {anchor} does not belong to {user.name}",
-            hint="pass --workspace with a directory of your own",
+            f"--workspace {raw}: a workspace is a folder directly in {root}",
+            hint=f"pass a project name (e.g. --workspace thesis) or {root}/NAME",
         )
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    return path, list(reversed(missing))
+    return root / naming.normalise_name(rel[0])
 
 
-def create_dirs(user: User, dirs: list[Path]) -> None:
-    """Make the workspace's missing directories, owned by the user even when ds01 runs as root."""
-    for d in dirs:
+def _user_root_fd(paths: PathSettings, owner: User, *, create: bool) -> int:
+    """An O_PATH descriptor of `<root>/<owner>` (made root-owned 0755 when missing and `create`)."""
+    base = real_root(paths.workspace_root)
+    try:
+        with opened(base) as fd:
+            try:
+                ufd = os.open(owner.name, WALK_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(owner.name, USER_ROOT_MODE, dir_fd=fd)
+                ufd = os.open(owner.name, WALK_FLAGS, dir_fd=fd)
+                with _dir_fd(owner.name, fd) as real:
+                    os.fchown(real, 0, 0)
+                    os.fchmod(real, USER_ROOT_MODE)
+    except (_Symlink, NotADirectoryError):
+        raise PermissionDenied(f"the workspace root {base} is not a plain folder", hint="tell an admin") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise NotFound(f"{base / owner.name} does not exist", hint="run project-init or dir-create") from None
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise PermissionDenied(f"{base / owner.name} is a symbolic link", hint="tell an admin") from None
+        raise
+    st = os.fstat(ufd)
+    if st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o022:
+        os.close(ufd)
+        raise PermissionDenied(
+            f"{base / owner.name} must be owned by root and not writable by others", hint="tell an admin"
+        )
+    return ufd
+
+
+@contextlib.contextmanager
+def _dir_fd(name: str, dir_fd: int) -> Iterator[int]:
+    """A real (not O_PATH) descriptor of the folder `name` in `dir_fd`, for fchown/fchmod; no links."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def ensure_workspace(paths: PathSettings, owner: User, name: str) -> tuple[Path, bool]:
+    """`<root>/<owner>/<name>`, made (owned by the owner, 0750) when missing: (path, created).
+
+    An existing one must be a plain folder owned by the owner (not a link, checked on the opened folder).
+    """
+    name = naming.normalise_name(name)
+    ufd = _user_root_fd(paths, owner, create=True)
+    created = False
+    try:
         try:
-            d.mkdir(mode=WORKSPACE_MODE)
+            os.mkdir(name, WORKSPACE_MODE, dir_fd=ufd)
+            created = True
         except FileExistsError:
-            continue
+            pass
+        try:
+            with _dir_fd(name, ufd) as fd:
+                st = os.fstat(fd)
+                if created:
+                    os.fchown(fd, owner.uid, owner.gid)
+                    os.fchmod(fd, WORKSPACE_MODE)
+                elif st.st_uid != owner.uid:
+                    raise _not_theirs(paths, owner, name)
         except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _not_theirs(paths, owner, name) from None
+            raise
+    finally:
+        os.close(ufd)
+    return user_root(paths, owner) / name, created
+
+
+def _not_theirs(paths: PathSettings, owner: User, name: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"workspace {user_root(paths, owner) / name} is not a folder of {owner.name}",
+        hint="ask an admin to look at it; ds01 never follows links in a workspace",
+    )
+
+
+def check_workspace(paths: PathSettings, owner: User, path: Path) -> None:
+    """An existing workspace (at every start): directly in `<root>/<owner>`, a real folder of the owner."""
+    root = user_root(paths, owner)
+    rel = inside(path, root)
+    if rel is None or len(rel) != 1:
+        raise PermissionDenied(
+            f"workspace {path} is not a folder in {root}",
+            hint="remove the container and create it again (the workspace stays)",
+        )
+    ufd = _user_root_fd(paths, owner, create=False)
+    try:
+        with _dir_fd(rel[0], ufd) as fd:
+            if os.fstat(fd).st_uid != owner.uid:
+                raise _not_theirs(paths, owner, rel[0])
+    except FileNotFoundError:
+        raise NotFound(
+            f"workspace {path} is missing", hint=f"make it again: dir-create {rel[0]}"
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _not_theirs(paths, owner, rel[0]) from None
+        raise
+    finally:
+        os.close(ufd)
+
+
+# -- --data ---------------------------------------------------------------------------------------------
+def check_data_dir(paths: PathSettings, owner: User, raw: str) -> Path:
+    """`--data DIR`: inside a data root, or inside one of the owner's workspaces; a folder the owner could
+    read and enter. Outside those: the same refusal whether the path exists or not (nothing is opened)."""
+    path = clean_path(raw, "--data")
+    for root in [real_root(r) for r in paths.data_roots]:
+        rel = inside(path, root)
+        if rel is not None:
+            _walk_checked(owner, root, rel, READ | EXEC, "--data", raw)
+            return path
+    uroot = user_root(paths, owner)
+    rel = inside(path, uroot)
+    if rel:  # a workspace or a folder in one; the user root itself is not a workspace
+        check_workspace(paths, owner, uroot / rel[0])
+        _walk_checked(owner, uroot / rel[0], rel[1:], READ | EXEC, "--data", raw)
+        return path
+    roots = ", ".join(str(r) for r in paths.data_roots) or "none configured"
+    raise PermissionDenied(
+        f"--data {raw}: only folders under a data root ({roots}) or your workspaces may be mounted",
+        hint=_DATA_HINT,
+    )
+
+
+# -- at every start -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HostMount:
+    source: str
+    target: str
+    kind: str  # "bind", "volume", ... ; "binds" for an old-style Binds entry
+
+
+def host_mounts(inspect: Mapping[str, Any]) -> list[HostMount]:
+    hc = inspect.get("HostConfig") or {}
+    out = [
+        HostMount(str(m.get("Source", "")), str(m.get("Target", "")), str(m.get("Type", "")))
+        for m in hc.get("Mounts") or []
+    ]
+    for b in hc.get("Binds") or []:
+        src, _, rest = str(b).partition(":")
+        out.append(HostMount(src, rest.split(":")[0], "binds"))
+    return out
+
+
+def check_mounts(paths: PathSettings, owner: User, inspect: Mapping[str, Any]) -> None:
+    """Before every start: each bind source judged again as at create (dockerd resolves it anew)."""
+    for m in host_mounts(inspect):
+        if m.kind == "bind" and m.target == WORKDIR:
+            check_workspace(paths, owner, clean_path(m.source, "workspace"))
+        elif m.kind == "bind" and m.target == DATA_DIR:
+            check_data_dir(paths, owner, m.source)
+        else:
             raise PermissionDenied(
-                f"cannot create the workspace {d}: {exc.strerror}",
-                hint="pass --workspace with a directory of your own",
-            ) from exc
-        if os.geteuid() == 0 and user.uid != 0:
-            os.chown(d, user.uid, user.gid)
+                f"the container mounts {m.source or m.kind} at {m.target}, which ds01 does not allow",
+                hint="remove it and create it again with container-create",
+            )

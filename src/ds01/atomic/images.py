@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ds01 import naming
-from ds01.atomic import dockerfile as recipe
+from ds01.project import dockerfile as recipe
 from ds01.atomic import user_files
 from ds01.atomic.build import BuildResult, BuildView, follow
-from ds01.atomic.catalogue import Catalogue, load_catalogue
+from ds01.project.catalogue import Catalogue, load_catalogue
 from ds01.atomic.project_files import ensure_workspace, workspace_path
 from ds01.config import ImageSettings
 from ds01.context import Context

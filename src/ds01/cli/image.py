@@ -11,7 +11,7 @@ from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app, stdin_is_t
 
 if TYPE_CHECKING:
     from ds01.atomic.build import BuildView
-    from ds01.atomic.catalogue import Catalogue
+    from ds01.project.catalogue import Catalogue
     from ds01.atomic.images import CreateResult, ImageInfo, UpdateResult
     from ds01.context import Context
 
@@ -101,7 +101,7 @@ def _interactive_answers(
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
-    from ds01.atomic.dockerfile import split_packages
+    from ds01.project.dockerfile import split_packages
 
     return tuple(split_packages(values or []))
 
@@ -167,7 +167,7 @@ def create(
       image-create demo --framework python --type custom       (no downloads: builds offline)
       image-create exp --dockerfile ~/exp/Dockerfile
     """
-    from ds01.atomic.catalogue import load_catalogue
+    from ds01.project.catalogue import load_catalogue
     from ds01.atomic.images import CreateRequest, create_image
     from ds01.cli.select import new_name
 

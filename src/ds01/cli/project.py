@@ -44,7 +44,7 @@ def run_init(
     gpus: int | None = None,
     guided: bool = False,
 ) -> str:
-    from ds01.atomic.catalogue import load_catalogue
+    from ds01.project.catalogue import load_catalogue
     from ds01.wizards.project_init import InitRequest, ask_missing, init_project
 
     req = InitRequest(name, project_type, framework, desc, git, devcontainer, gpus)

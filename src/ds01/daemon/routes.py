@@ -90,7 +90,7 @@ def all_routes() -> Iterator[Route]:
 
 
 ENDPOINT_MODULES = (
-    "system", "containers", "exec", "images", "workspaces", "gpus", "lifecycle",
+    "system", "containers", "exec", "images", "workspaces", "gpus", "lifecycle", "orchestration",
 )  # fmt: skip
 
 

@@ -127,11 +127,18 @@ class Handler(BaseHTTPRequestHandler):
             if length > protocol.MAX_BODY:
                 raise UsageError(f"the request body is over {protocol.MAX_BODY} bytes")
             raw = self.rfile.read(length).decode("utf-8", "replace") if length else "{}"
+            self.body_read = True
         try:
             data = json.loads(raw)
         except ValueError:
             raise UsageError("the request body is not valid JSON") from None
         return parse(route.body, data)
+
+    def _discard(self, length: int, most: int = 16 << 20) -> None:
+        """Read and drop a refused body (bounded), so the client can read the answer instead of a reset."""
+        left = min(length, most)
+        while left > 0 and (chunk := self.rfile.read(min(left, 1 << 16))):
+            left -= len(chunk)
 
     def _run(
         self, route: routes.Route, params: dict[str, str], query: str, caller: Caller, stream: _Stream
@@ -143,6 +150,9 @@ class Handler(BaseHTTPRequestHandler):
         )
         if route.admin and not ctx.is_admin:
             raise PermissionDenied(f"{route.pattern.strip('/').split('/')[0]}: only admins may do this")
+        target = getattr(body, "user", None)
+        if target:
+            ctx.target_user(target)  # first, for every endpoint: admins only, never root or a system account
         length = int(self.headers.get("Content-Length") or 0) if route.upload else 0
         req = routes.Request(
             caller=caller, body=body, params=params, ctx=ctx, daemon=daemon, emit=stream.write,
@@ -152,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         stream.write("result", result)
 
     def _fail(self, err: Ds01Error, stream: _Stream, caller: Caller | None, route_name: str) -> None:
+        if not getattr(self, "body_read", False) and not stream.started:
+            self._discard(int(self.headers.get("Content-Length") or 0))
         status = protocol.STATUS_FOR_EXIT.get(int(err.exit_code), 500)
         stream.write("error", protocol.error_payload(err), status)
         if isinstance(err, PermissionDenied) and caller is not None:

@@ -17,10 +17,11 @@ POLL_S = 0.02
 
 
 def _open_lock_file(path: Path) -> int:
-    """Open (creating) the lock file without following links; 0666 so every user can take it."""
+    """Open (creating) the lock file without following links: 0600 and ds01d's own, so that no other
+    account can open it, let alone hold it and stall every create on the host."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags, 0o666)
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
         why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
         raise OperationFailed(
@@ -28,14 +29,14 @@ def _open_lock_file(path: Path) -> int:
             hint="ask an admin to check the ds01 state directory",
         ) from exc
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
         os.close(fd)
         raise OperationFailed(
-            f"the reservation lock {path} is not a plain file",
-            hint="ask an admin to remove it; ds01 recreates it",
+            f"the reservation lock {path} is not a plain file of uid {os.geteuid()}",
+            hint="ask an admin to remove it; ds01d recreates it",
         )
-    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o666:
-        os.fchmod(fd, 0o666)  # the umask trimmed it; others must be able to open it too
+    if stat.S_IMODE(info.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)  # an older install made it 0666
     return fd
 
 

@@ -323,16 +323,17 @@ def _log(ctx: Context, entry: Entry, **extra: Any) -> None:
     if entry.delivered is not None:
         details["delivered"] = entry.delivered.as_dict()
     ctx.log(d.action, s.summary.name, user=s.owner.name, **details)
-    slots = gpu_slots(s.labels)
-    if slots and extra.get("removed"):
-        ctx.log(
-            "release",
-            s.summary.name,
-            user=s.owner.name,
-            slots=slots,
-            reason=d.action,
-            gpueq=s.labels.get(naming.LABEL_GPU_GPUEQ),
-        )
+
+
+def _remove(entry: Entry, ctx: Context) -> None:
+    """Through the one remove path (events `remove` and `release`, reason = the action, by the reaper)."""
+    from ds01.atomic.container_view import ContainerView
+    from ds01.atomic.removal import remove_and_release
+
+    view = ContainerView.from_inspect(entry.seen.details)
+    if not view.id:
+        view = ContainerView.from_summary(entry.seen.summary)
+    remove_and_release(ctx, view, reason=entry.decision.action, by="reaper", force=False)
 
 
 def _stop(entry: Entry, ctx: Context) -> bool:
@@ -350,19 +351,12 @@ def _stop(entry: Entry, ctx: Context) -> bool:
         entry.exit_code = int(code) if code is not None else None
     except Ds01Error:
         pass
-    if entry.decision.action != IDLE_STOP:
-        return False
-    try:
-        gateway.remove(seen.id)
-    except Ds01Error as err:  # stopped but still there: the hold rules remove it later
-        entry.error = f"stopped, but not removed: {err}"
-        return False
-    return True
+    return entry.decision.action == IDLE_STOP  # removed by the caller, through the one remove path
 
 
 def _cleanup(entry: Entry, ctx: Context, now: datetime) -> None:
     try:
-        ctx.gateway.remove(entry.seen.id)
+        _remove(entry, ctx)
     except NotFound:
         entry.error = "already gone"
         return
@@ -391,9 +385,16 @@ def _carry_out(entries: list[Entry], ctx: Context, now: datetime) -> None:
         return
     recipients = [_recipient(ctx.gateway, e.seen) for e in stops]  # before the stop: its shells go with it
     with ThreadPoolExecutor(max_workers=min(8, len(stops))) as pool:  # each may wait out the whole grace
-        removed = list(pool.map(lambda e: _stop(e, ctx), stops))
+        to_remove = list(pool.map(lambda e: _stop(e, ctx), stops))
     grace = ctx.config.policies.sigterm_grace_s
-    for entry, recipient, gone in zip(stops, recipients, removed, strict=True):
+    for entry, recipient, remove in zip(stops, recipients, to_remove, strict=True):
+        gone = False
+        if remove:
+            try:
+                _remove(entry, ctx)
+                gone = True
+            except Ds01Error as err:  # stopped but still there: the hold rules remove it later
+                entry.error = f"stopped, but not removed: {err}"
         if entry.done:
             _deliver(entry, ctx, now, recipient)
             _log(ctx, entry, exit_code=entry.exit_code, removed=gone, signal="SIGTERM", grace_s=grace)

@@ -103,7 +103,7 @@ class StateStore:
         return gone
 
     def _ensure_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = os.lstat(self.dir)
         # the state decides what gets stopped: refuse a directory someone else could have planted
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():

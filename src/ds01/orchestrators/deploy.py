@@ -48,14 +48,13 @@ def _refresh(ctx: Context, container_id: str) -> ContainerView:
 
 def _undo_create(ctx: Context, owner: User, container_id: str, reason: BaseException) -> None:
     """Remove what this deploy created: no container and no GPU may be left behind."""
+    from ds01.atomic.removal import remove_and_release
+
     try:
-        view = _refresh(ctx, container_id)
-        ctx.gateway.remove(container_id, force=True)
+        remove_and_release(ctx, _refresh(ctx, container_id), reason="rollback", by="deploy")
     except NotFound:
         return
-    ctx.log("remove", view.docker_name, user=owner.name, reason=f"deploy failed: {reason}", rollback=True)
-    if view.gpu_slots:
-        ctx.log("release", view.docker_name, user=owner.name, slots=view.gpu_slots, rollback=True)
+    ctx.out.warn(f"the deploy failed ({type(reason).__name__}): removed the container it had made")
 
 
 def _wait_until_up(ctx: Context, container_id: str, deadline_s: float = 3.0) -> ContainerView:

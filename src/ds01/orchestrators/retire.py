@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from ds01 import naming
 from ds01.atomic.container_view import ContainerView
-from ds01.atomic.containers import remove_container, stop_container
+from ds01.atomic.containers import stop_container
+from ds01.atomic.removal import remove_and_release
 from ds01.context import Context
 
 # pip's record of an installed distribution: <site-packages>/<name>-<version>.dist-info
@@ -69,5 +70,5 @@ def retire_container(
 ) -> Retirement:
     saved = save_changes(ctx, view) if save else None
     stopped = stop_container(ctx, view, timeout=timeout)  # a no-op for one that is not running
-    remove_container(ctx, view, force=True)
-    return Retirement(view=view, stopped=stopped, saved=saved, gpu_slots=view.gpu_slots)
+    freed = remove_and_release(ctx, view, reason="retire")
+    return Retirement(view=view, stopped=stopped, saved=saved, gpu_slots=freed)

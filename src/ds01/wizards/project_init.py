@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ds01 import naming
 from ds01.atomic import images, project_files, user_files
-from ds01.atomic.catalogue import Catalogue, load_catalogue
+from ds01.project.catalogue import Catalogue, load_catalogue
 from ds01.context import Context
 from ds01.identity import User
 from ds01.wizards.prompts import Choice, Prompter

@@ -1,5 +1,9 @@
 """The image catalogue (`images/catalogue.yaml`): framework, version, CUDA flavour -> base image, plus the
 package sets of each project type and the lab's own base images. Which base a framework maps to is data.
+
+ds01d reads the file (`load_catalogue`: an admin's copy beside the config wins) and serves it as JSON
+(`catalogue_json`); clients rebuild it with `catalogue_from_json` and never read the host's config folder.
+Engine-free, and PyYAML is imported only by `load_catalogue`.
 """
 
 from __future__ import annotations
@@ -9,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ds01.config import shipped_dir
 from ds01.errors import ConfigError, UsageError
 
 CATALOGUE_FILE = "catalogue.yaml"
@@ -105,16 +106,25 @@ class Catalogue:
         return self.common_apt, self.common_pip + kind.pip
 
 
+def _shipped_images() -> Path:
+    """The `images` folder shipped with ds01: in the wheel, else in the source tree."""
+    here = Path(__file__).resolve().parents[1]
+    packaged = here / "_shipped" / "images"
+    return packaged if packaged.is_dir() else here.parents[1] / "images"
+
+
 def catalogue_path(config_source: Path | None = None) -> Path:
     """An admin's copy beside the config wins over the one shipped with ds01."""
     if config_source is not None:
         local = config_source.parent / "images" / CATALOGUE_FILE
         if local.is_file():
             return local
-    return shipped_dir("images") / CATALOGUE_FILE
+    return _shipped_images() / CATALOGUE_FILE
 
 
 def load_catalogue(config_source: Path | None = None) -> Catalogue:
+    import yaml
+
     path = catalogue_path(config_source)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -171,3 +181,66 @@ def _parse(path: Path, data: Mapping[str, Any]) -> Catalogue:
     if catalogue.default_framework not in frameworks or catalogue.default_type not in types:
         raise ValueError("default_framework / default_type must name an entry of the catalogue")
     return catalogue
+
+
+def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
+    """The catalogue as plain JSON, as ds01d serves it (`GET /v1/catalogue`)."""
+    return {
+        "source": str(catalogue.source),
+        "default_framework": catalogue.default_framework,
+        "default_type": catalogue.default_type,
+        "default_flavour": catalogue.default_flavour,
+        "frameworks": {
+            name: {"title": f.title, "default_version": f.default_version,
+                   "versions": {v: dict(flav) for v, flav in f.versions.items()}}
+            for name, f in catalogue.frameworks.items()
+        },
+        "types": {
+            name: {"title": t.title, "common": t.common, "pip": list(t.pip)} for name, t in catalogue.types.items()
+        },
+        "common_apt": list(catalogue.common_apt),
+        "common_pip": list(catalogue.common_pip),
+        "lab_images": [
+            {"image": lab.image, "dockerfile": str(lab.dockerfile), "offline": lab.offline}
+            for lab in catalogue.lab_images
+        ],
+    }  # fmt: skip
+
+
+def catalogue_from_json(data: Any) -> Catalogue:
+    """The client's copy of the catalogue ds01d served; a malformed answer is an error, not a traceback."""
+    from ds01.errors import Ds01Error
+
+    try:
+        frameworks = {
+            str(name): Framework(
+                name=str(name),
+                title=str(body["title"]),
+                default_version=str(body["default_version"]),
+                versions={
+                    str(v): {str(k): str(img) for k, img in flav.items()} for v, flav in body["versions"].items()
+                },
+            )
+            for name, body in data["frameworks"].items()
+        }
+        types = {
+            str(name): ProjectType(str(name), str(body["title"]), bool(body["common"]), _strings(body["pip"]))
+            for name, body in data["types"].items()
+        }
+        labs = tuple(
+            LabImage(str(e["image"]), Path(str(e["dockerfile"])), None if e.get("offline") is None else str(e["offline"]))
+            for e in data["lab_images"]
+        )
+        return Catalogue(
+            source=Path(str(data["source"])),
+            default_framework=str(data["default_framework"]),
+            default_type=str(data["default_type"]),
+            default_flavour=str(data["default_flavour"]),
+            frameworks=frameworks,
+            types=types,
+            common_apt=_strings(data["common_apt"]),
+            common_pip=_strings(data["common_pip"]),
+            lab_images=labs,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise Ds01Error(f"ds01d sent a malformed image catalogue: {exc}", hint="see ds01d's log") from None

@@ -1,0 +1,70 @@
+"""Endpoints: the L3 orchestrators, deploy and retire, run inside ds01d so that a client killed half-way
+leaves nothing behind (the operation finishes here, or a failed deploy is undone here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ds01.daemon.routes import Request, route
+from ds01.daemon.schema import limit
+
+NAME = limit(max_len=128)
+USER = limit(max_len=64)
+
+
+@dataclass(frozen=True)
+class DeployBody:
+    name: str = field(metadata=NAME)
+    image: str | None = field(default=None, metadata=limit(max_len=512))
+    gpus: int | None = field(default=None, metadata=limit(min=0, max=64))
+    mig_profile: str | None = field(default=None, metadata=limit(max_len=32))
+    cpu_only: bool = False
+    user: str | None = field(default=None, metadata=USER)
+    interface: str = field(default="orchestration", metadata=limit(choices=("orchestration", "wizard")))
+
+
+@route("POST", "/deploy", DeployBody)
+def deploy(req: Request[DeployBody]) -> dict[str, Any]:
+    from ds01.atomic.container_create import CreateRequest
+    from ds01.orchestrators.deploy import deploy_container
+
+    ctx, b = req.ctx, req.body
+    owner = ctx.target_user(b.user)
+    request = CreateRequest(
+        name=b.name, image=b.image, gpus=b.gpus, mig_profile=b.mig_profile, cpu_only=b.cpu_only,
+        interface=b.interface,
+    )  # fmt: skip
+    d = deploy_container(ctx, owner, request)
+    return {
+        "action": d.action,
+        "entry": d.entry,
+        "idle_timeout_h": d.idle_timeout_h,
+        "max_runtime_h": d.max_runtime_h,
+    }
+
+
+@dataclass(frozen=True)
+class RetireBody:
+    name: str = field(metadata=NAME)
+    save_changes: bool = False
+    user: str | None = field(default=None, metadata=USER)
+
+
+@route("POST", "/retire", RetireBody)
+def retire(req: Request[RetireBody]) -> dict[str, Any]:
+    from ds01.atomic.containers import find_container
+    from ds01.orchestrators.retire import retire_container
+
+    ctx, b = req.ctx, req.body
+    view = find_container(ctx, b.name, user=b.user)
+    r = retire_container(ctx, view, save=b.save_changes)
+    return {
+        "retired": r.view.name,
+        "container": r.view.docker_name,
+        "user": r.view.user,
+        "stopped": r.stopped,
+        "saved": {"image": r.saved.image, "packages": r.saved.packages} if r.saved else None,
+        "freed_gpus": r.gpu_slots,
+        "workspace": r.view.labels.get("ds01.workspace") or None,
+    }

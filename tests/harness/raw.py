@@ -1,0 +1,66 @@
+"""Raw requests to ds01d as a real Unix user: what a hostile client could send, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.users import TestUser
+
+_SCRIPT = r"""
+import json, socket, sys
+path, method, target = sys.argv[1], sys.argv[2], sys.argv[3]
+body = sys.stdin.buffer.read()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(60)
+s.connect(path)
+head = f"{method} {target} HTTP/1.1\r\nHost: ds01d\r\nConnection: close\r\nContent-Type: application/json\r\n"
+head += f"Content-Length: {len(body)}\r\n\r\n"
+try:
+    s.sendall(head.encode() + body)
+except (BrokenPipeError, ConnectionResetError):
+    pass  # ds01d answered before reading it all
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+sys.stdout.buffer.write(data)
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    lines: list[dict[str, Any]]
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        last = self.lines[-1] if self.lines else {}
+        return last.get("error")
+
+    @property
+    def result(self) -> Any:
+        last = self.lines[-1] if self.lines else {}
+        return last.get("result")
+
+    @property
+    def exit_code(self) -> int:
+        err = self.error
+        return int(err["exit_code"]) if err else 0
+
+
+def request(
+    user: TestUser | None, socket_path: Path, method: str, target: str, body: Any = None
+) -> Answer:
+    """Send one request as `user` (None: as root) and parse the JSON-lines answer."""
+    raw = body if isinstance(body, str) else json.dumps(body if body is not None else {})
+    argv = [sys.executable, "-c", _SCRIPT, str(socket_path), method, target]
+    if user is not None:
+        argv = ["runuser", "-u", user.name, "--", *argv]
+    out = subprocess.run(argv, input=raw.encode(), capture_output=True, timeout=120, check=True).stdout
+    head, _, rest = out.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return Answer(status, [json.loads(line) for line in rest.splitlines() if line.strip()])
