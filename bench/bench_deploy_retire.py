@@ -1,105 +1,110 @@
-"""container-deploy / container-retire against the plain docker CLI doing the same work (run as root).
+"""container-deploy + container-retire, run by a real user through ds01d, against the plain docker CLI doing
+the same work and against the floor of any typer client (run as root: it starts a private dockerd + ds01d).
 
-    python bench/bench_deploy_retire.py [--runs 10]
+    python bench/bench_deploy_retire.py [--runs 10] [--gpu]
 
-deploy = `container-deploy NAME --background --cpu-only` vs `docker run -d` with the flags ds01 uses (taken
-from `container-create --dry-run`); retire = `container-retire NAME --yes` vs `docker rm -f`, and vs
-`docker stop` + `docker rm` (the same work: retire stops gracefully first).
+A = `container-deploy NAME --background` + `container-retire NAME --yes`, as an ordinary user (no sudo, no
+    docker group), through ds01d with the simulated 4-GPU box (`--gpu`: with `--gpus 1`, else `--cpu-only`);
+B = `docker run -d` + `docker rm -f` with the flags ds01 uses (from `container-create --dry-run`), as root;
+C = two `python -c "import typer"` as the user: what any typer client pays before doing anything.
+The three run interleaved, one round at a time; the medians and A/B and A/(B+C) are printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import yaml
-from _common import BIN, ROOT, print_table, private_engine
+from _common import BIN, ROOT, private_engine
 
 IMAGE = "ds01-test/busybox:latest"
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], user: str | None = None) -> float:
+    if user:
+        argv = ["runuser", "-u", user, "--", *argv]
     start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, env=env)
+    result = subprocess.run(argv, capture_output=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{shlex.join(argv)} failed: {result.stderr.decode()[-400:]}")
     return elapsed
 
 
+def world(tmp: Path) -> Path:
+    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
+        (tmp / sub).mkdir(mode=mode)
+    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
+    config["paths"] = {k: str(tmp / v) for k, v in
+                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
+                        ("socket", "ds01.sock"))}  # fmt: skip
+    config["containers"] = {"network": "none", "init": True, "env": {}}
+    config["gpu"] = {"backend": "simulated", "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),
+                     "attach": "device-request"}  # fmt: skip
+    config.setdefault("user_overrides", {})
+    cfg = tmp / "limits.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    return cfg
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
-    args = parser.parse_args()
-    docker = shutil.which("docker") or "docker"
-    with private_engine() as host, tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)
-        config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-        config["paths"] = {
-            "workspace_root": f"{tmp}/ws",
-            "state_dir": f"{tmp}/state",
-            "log_dir": f"{tmp}/log",
-        }
-        config["containers"] = {"network": "none", "init": True, "env": {}}
-        config["gpu"] = {"backend": "none"}
-        cfg = os.path.join(tmp, "limits.yaml")
-        with open(cfg, "w") as f:
-            f.write(yaml.safe_dump(config))
-        env = dict(os.environ, DS01_CONFIG=cfg, DOCKER_HOST=host)
-        dry = subprocess.run(
-            [str(BIN / "container-create"), "probe", "--image", IMAGE, "--dry-run"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout.strip()
-        argv = shlex.split(dry.splitlines()[-1])
-        create_at = argv.index("create")
-        times: dict[str, list[float]] = {k: [] for k in ("deploy", "run", "retire", "rm", "stop_rm")}
-        for i in range(args.runs):
-            ds01_name, plain = f"b{i}", f"plain{i}"
-            times["deploy"].append(
-                timed(
-                    [
-                        str(BIN / "container-deploy"),
-                        ds01_name,
-                        "--background",
-                        "--cpu-only",
-                        "--image",
-                        IMAGE,
-                    ],
-                    env,
-                )
-            )
-            run = [docker, "-H", host, "run", "-d", *argv[create_at + 1 :]]
-            run[run.index("--name") + 1] = plain
-            times["run"].append(timed(run, env))
-            times["retire"].append(timed([str(BIN / "container-retire"), ds01_name, "--yes"], env))
-            times["rm"].append(timed([docker, "-H", host, "rm", "-f", plain], env))
-            # retire stops gracefully (SIGTERM first); `docker stop` + `docker rm` is the same work
-            timed(run, env)
-            start = time.perf_counter()
-            timed([docker, "-H", host, "stop", plain], env)
-            timed([docker, "-H", host, "rm", plain], env)
-            times["stop_rm"].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print_table(
-        [
-            ("docker run -d (same flags)", med["run"], None),
-            ("container-deploy --background --cpu-only", med["deploy"], med["deploy"] / med["run"]),
-            ("docker rm -f", med["rm"], None),
-            ("container-retire --yes", med["retire"], med["retire"] / med["rm"]),
-            ("docker stop + docker rm", med["stop_rm"], None),
-            ("container-retire --yes vs stop + rm", med["retire"], med["retire"] / med["stop_rm"]),
-        ],
-        ("command", "median", "vs docker"),
+    parser.add_argument(
+        "--gpu", action="store_true", help="deploy with --gpus 1 (simulated) instead of --cpu-only"
     )
+    args = parser.parse_args()
+    from harness import daemon, users
+
+    docker = shutil.which("docker") or "docker"
+    user = users.ensure_user("ds01t-bench")
+    shape = ["--gpus", "1"] if args.gpu else ["--cpu-only"]
+    with private_engine() as host, tempfile.TemporaryDirectory(dir="/tmp") as raw_tmp:
+        tmp = Path(raw_tmp)
+        tmp.chmod(0o755)
+        cfg = world(tmp)
+        server = daemon.start_ds01d(
+            cfg, tmp / "ds01.sock", env={"DOCKER_HOST": host, "PATH": "/usr/bin:/bin"}
+        )
+        env = ["env", f"DS01_SOCKET={tmp / 'ds01.sock'}"]
+        try:
+            subprocess.run([docker, "-H", host, "tag", IMAGE, f"ds01-{user.uid}/bench:latest"], check=True)
+            dry = subprocess.run(
+                ["runuser", "-u", user.name, "--", *env, str(BIN / "container-create"), "probe", *shape,
+                 "--dry-run"], capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            flags = shlex.split(dry.splitlines()[-1])
+            flags = flags[flags.index("create") + 1 :]
+            times: dict[str, list[float]] = {"A": [], "B": [], "C": []}
+            for i in range(args.runs + 1):
+                a = timed([*env, str(BIN / "container-deploy"), "bench", "--background", *shape], user.name)
+                a += timed([*env, str(BIN / "container-retire"), "bench", "--yes"], user.name)
+                run = [docker, "-H", host, "run", "-d", *flags]
+                run[run.index("--name") + 1] = f"plain{i}"
+                b = timed(run) + timed([docker, "-H", host, "rm", "-f", f"plain{i}"])
+                c = sum(timed([sys.executable, "-c", "import typer"], user.name) for _ in range(2))
+                if i:  # the first round warms caches
+                    times["A"].append(a)
+                    times["B"].append(b)
+                    times["C"].append(c)
+        finally:
+            daemon.stop_ds01d(server)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    what = "--gpus 1 (simulated)" if args.gpu else "--cpu-only"
+    print(f"deploy + retire {what}, {args.runs} rounds, medians:")
+    print(f"  A  container-deploy + container-retire (user, via ds01d)  {med['A'] * 1000:7.1f} ms")
+    print(f"  B  docker run -d + docker rm -f (same flags, root)         {med['B'] * 1000:7.1f} ms")
+    print(f"  C  2 x python -c 'import typer' (user)                     {med['C'] * 1000:7.1f} ms")
+    floor = med["A"] / (med["B"] + med["C"])
+    print(f"  A/B = {med['A'] / med['B']:.2f}x   A/(B+C) = {floor:.2f}x (aim <= 1.3x)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ds01 import protocol
 from ds01.errors import Ds01Error, EngineUnavailable
 from ds01.output import Output
 
+
 def _http_client() -> Any:
     """`http.client` without its optional `ssl` import (~17 ms a command): ds01d is a Unix socket."""
     if "http.client" not in sys.modules and "ssl" not in sys.modules:
@@ -44,7 +45,7 @@ def socket_path() -> str:
     return os.environ.get(protocol.SOCKET_ENV) or protocol.DEFAULT_SOCKET
 
 
-class _UnixConnection(http_client.HTTPConnection):  # type: ignore[misc]
+class _UnixConnection(http_client.HTTPConnection):  # type: ignore[misc,name-defined]
     def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("ds01d", timeout=timeout)
         self.unix_path = path
@@ -176,7 +177,7 @@ class Client:
             first = conn.sock.recv(1, socket.MSG_PEEK)
             if not first:
                 raise Ds01Error("ds01d closed the connection before answering", hint="see ds01d's log")
-            data, fds = b"", []
+            data, fds = b"", list[int]()
             if first in (b"F", b"E"):
                 data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1, 1)
             stream = socket.socket(fileno=fds[0]) if data == b"F" and fds else None

@@ -5,6 +5,7 @@ Validation errors carry `file:line: dotted.key: problem`; unknown keys get the c
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ def _opt(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def _float(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"expected a number, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"expected a finite number, got {v!r} (null means unlimited)")
     if v < 0:
         raise ValueError(f"must not be negative, got {v}")
     return float(v)
@@ -200,7 +203,7 @@ class ContainerDefaults:
 
 @dataclass(frozen=True)
 class ImageSettings:
-    """What builds need behind a lab's intercepting proxy (sudo drops the users' own proxy variables)."""
+    """What builds need behind a lab's intercepting proxy (builds run in ds01d, not in the user's shell)."""
 
     ca_bundle: Path | None = None
     http_proxy: str | None = None
@@ -233,6 +236,10 @@ class Config:
         return next((g for g in self.groups if g.name == name), None)
 
 
+MAX_CONFIG_CHARS = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+
+
 class _Doc:
     """A YAML document with the line of every dotted key, for error messages."""
 
@@ -243,6 +250,13 @@ class _Doc:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: the config is not UTF-8 text ({exc.reason})") from exc
+        if len(text) > MAX_CONFIG_CHARS:
+            raise ConfigError(
+                f"{path}: the config is over {MAX_CONFIG_CHARS // 1024} KiB; is it the right file?"
+            )
+        self._budget = MAX_CONFIG_VALUES
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
         self._constructor = yaml.SafeLoader("")
         try:
@@ -256,21 +270,34 @@ class _Doc:
 
     def _convert(self, node: yaml.Node, dotted: str) -> Any:
         self.lines.setdefault(dotted, node.start_mark.line + 1)
+        self._budget -= 1
+        if self._budget < 0:  # aliases can make a small file expand without end ("billion laughs")
+            raise self.error(dotted, f"the config expands to over {MAX_CONFIG_VALUES} values (YAML aliases?)")
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    where = f"{self.path}:{key_node.start_mark.line + 1}: {dotted or 'top level'}"
+                    raise ConfigError(f"{where}: a key must be a plain name")
                 key = str(key_node.value)
                 sub = f"{dotted}.{key}" if dotted else key
+                if key in out:
+                    where = f"{self.path}:{key_node.start_mark.line + 1}: {sub}"
+                    raise ConfigError(f"{where}: duplicate key (the first is on line {self.lines[sub]})")
                 self.lines[sub] = key_node.start_mark.line + 1
                 out[key] = self._convert(value_node, sub)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._convert(v, f"{dotted}[{i}]") for i, v in enumerate(node.value)]
-        return self._constructor.construct_object(node)  # the scalar exactly as safe_load reads it
+        try:
+            return self._constructor.construct_object(node)  # the scalar exactly as safe_load reads it
+        except yaml.YAMLError as exc:  # e.g. a `!!python/...` tag: safe loading refuses it
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{self.path}:{node.start_mark.line + 1}: invalid YAML: {problem}") from exc
 
     def error(self, dotted: str, problem: str) -> ConfigError:
         line = self.lines.get(dotted) or self.lines.get(dotted.rsplit(".", 1)[0], 0)
-        return ConfigError(f"{self.path}:{line}: {dotted}: {problem}")
+        return ConfigError(f"{self.path}:{line}: {dotted or 'top level'}: {problem}")
 
     def unknown(self, dotted: str, valid: set[str] | list[str]) -> ConfigError:
         key = dotted.rsplit(".", 1)[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ class Context:
     user: User
     out: Output = field(default_factory=Output)
     _gateway: Gateway | None = None
+    gateway_factory: Callable[[], Gateway] | None = None  # ds01d's warm, shared gateway
 
     @classmethod
     def load(cls, *, json_mode: bool = False) -> Context:
@@ -39,9 +41,12 @@ class Context:
     @property
     def gateway(self) -> Gateway:
         if self._gateway is None:
-            from ds01.docker_gateway import connect
+            if self.gateway_factory is not None:
+                self._gateway = self.gateway_factory()
+            else:
+                from ds01.docker_gateway import connect
 
-            self._gateway = connect()
+                self._gateway = connect()
         return self._gateway
 
     def limits_for(self, user: User) -> ResolvedLimits:

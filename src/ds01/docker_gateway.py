@@ -1,15 +1,7 @@
-"""The engine behind one `Gateway`: engine failures become ds01 errors (CONTRACT §5), and everything it
-returns is plain data (dicts from the Engine API, or small dataclasses), so the layers above never hold
-docker-py objects.
-
-Start-up time: every plain request/response call (list, inspect, create, start, stop, kill, remove, pause,
-top, stats, exec, diff, commit, images, version, info) goes over the Unix socket through
-`engine_socket.UnixTransport` (standard library only), because importing docker-py costs about 70 ms per
-command. docker-py, the only importer of `docker`, is imported inside the methods that stream or upload:
-`logs` (a follow stream, and plain and TTY output framed differently), `build` / `build_archive` and
-`context_archive` (its tar context and `.dockerignore` rules) and `import_image_file` (an upload).
-When the engine is not a Unix socket (tcp://, ssh://) or TLS is set in the environment
-(DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), every call goes through docker-py.
+"""The engine behind one `Gateway` (ds01d's side only): engine failures become ds01 errors (CONTRACT §5), and
+everything it returns is plain data (dicts from the Engine API, or small dataclasses), so the layers above
+never hold docker-py objects. Every call goes through docker-py, the only importer of `docker`: ds01d makes
+one gateway and keeps it, so the import and the connection pool are paid once.
 """
 
 from __future__ import annotations
@@ -23,16 +15,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
-from ds01.engine_socket import (
+from ds01.engine_api import (
     API_VERSION,
     DEFAULT_SOCKET,
     ENGINE_HINT,
-    PERMISSION_HINT,
     TOOLKIT_HINT,
     ContainerSummary,
     Request,
     Transport,
-    UnixTransport,
     api_error,
     container_summary,
     demux,
@@ -180,7 +170,7 @@ def _flag(value: bool) -> str:
 
 
 class DockerPyTransport(Transport):
-    """The same requests through docker-py's client: for tcp://, ssh:// and TLS engines."""
+    """Engine API requests through docker-py's client (Unix socket, tcp://, ssh://, TLS)."""
 
     def __init__(self, api: Any, address: str) -> None:
         self.api = api
@@ -594,13 +584,8 @@ def connect(timeout: int = 120) -> Gateway:
     """A gateway to the engine at $DOCKER_HOST (or the system socket); Docker CLI contexts are ignored."""
     address = engine_address()
     sock = unix_socket_path(address)
-    if sock is not None:
-        if not os.path.exists(sock):
-            raise EngineUnavailable(f"cannot reach the Docker engine: no socket at {sock}", hint=ENGINE_HINT)
-        if not os.access(sock, os.R_OK | os.W_OK):
-            raise EngineUnavailable(f"permission denied on the Docker socket {sock}", hint=PERMISSION_HINT)
-        if not _tls_in_env():
-            return Gateway(UnixTransport(sock, timeout), address=address, timeout=timeout)
+    if sock is not None and not os.path.exists(sock):
+        raise EngineUnavailable(f"cannot reach the Docker engine: no socket at {sock}", hint=ENGINE_HINT)
     api = _docker_api(address, timeout)
     return Gateway(DockerPyTransport(api, address), address=address, timeout=timeout, api=api)
 

@@ -54,7 +54,9 @@ def start_ds01d(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DS01_")}
     full_env.update(env or {})
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
     d = Ds01d(config, socket_path, log, proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -67,7 +67,8 @@ def start_engine(timeout: float = 30.0) -> Engine:
     log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - kept open for the daemon's lifetime
     proc = subprocess.Popen(
         [
-            "nsenter", f"--net=/var/run/netns/{netns}", dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+            "nsenter", f"--net=/var/run/netns/{netns}", dockerd,
+            "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{socket}",
             "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
             "--userland-proxy=false", "--storage-driver=overlay2",

@@ -52,9 +52,7 @@ class Answer:
         return int(err["exit_code"]) if err else 0
 
 
-def request(
-    user: TestUser | None, socket_path: Path, method: str, target: str, body: Any = None
-) -> Answer:
+def request(user: TestUser | None, socket_path: Path, method: str, target: str, body: Any = None) -> Answer:
     """Send one request as `user` (None: as root) and parse the JSON-lines answer."""
     raw = body if isinstance(body, str) else json.dumps(body if body is not None else {})
     argv = [sys.executable, "-c", _SCRIPT, str(socket_path), method, target]
@@ -64,3 +62,51 @@ def request(
     head, _, rest = out.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return Answer(status, [json.loads(line) for line in rest.splitlines() if line.strip()])
+
+
+_SHUTTLE = r"""
+import json, socket, sys
+path = sys.argv[1]
+for raw in sys.stdin:
+    req = json.loads(raw)
+    body = req["body"].encode("utf-8", "surrogatepass")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(120)
+    s.connect(path)
+    head = f"{req['method']} {req['target']} HTTP/1.1\r\nHost: ds01d\r\nConnection: close\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    try:
+        s.sendall(head.encode("utf-8", "surrogateescape") + body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    sys.stdout.write(json.dumps(data.decode("utf-8", "replace")) + "\n")
+    sys.stdout.flush()
+"""
+
+
+class Shuttle:
+    """One process running as `user` that sends many raw requests in turn (fast, for generated inputs)."""
+
+    def __init__(self, user: TestUser, socket_path: Path) -> None:
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", user.name, "--", sys.executable, "-c", _SHUTTLE, str(socket_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def send(self, method: str, target: str, body: str) -> Answer:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"method": method, "target": target, "body": body}) + "\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        head, _, rest = out.partition("\r\n\r\n")
+        status = int(head.split(" ", 2)[1])
+        return Answer(status, [json.loads(line) for line in rest.splitlines() if line.strip()])
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)

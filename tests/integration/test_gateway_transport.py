@@ -1,5 +1,5 @@
-"""The gateway's calls against the private engine, over the stdlib socket transport and over the docker-py
-fallback (the one tcp:// and TLS engines get): same answers, same ds01 errors."""
+"""The gateway's calls (ds01d's only way to the engine, through docker-py) against the private engine:
+the answers, and engine failures as ds01 errors."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ from typing import Any
 
 import pytest
 
-from ds01.docker_gateway import DockerPyTransport, Gateway, _docker_api, connect, gpu_device_request
-from ds01.engine_socket import TOOLKIT_HINT, UnixTransport
+from ds01.docker_gateway import DockerPyTransport, Gateway, connect, gpu_device_request
+from ds01.engine_api import TOOLKIT_HINT
 from ds01.errors import NotFound, OperationFailed
 
 
-@pytest.fixture(params=["socket", "docker-py"])
-def gateway(request: pytest.FixtureRequest, docker_engine: Any, engine_clean: Any) -> Gateway:
-    if request.param == "socket":
-        gw = connect()
-        assert isinstance(gw.http, UnixTransport)
-        return gw
-    api = _docker_api(docker_engine.host, 30)
-    return Gateway(
-        DockerPyTransport(api, docker_engine.host), address=docker_engine.host, timeout=30, api=api
-    )
+@pytest.fixture
+def gateway(docker_engine: Any, engine_clean: Any) -> Gateway:
+    gw = connect()
+    assert isinstance(gw.http, DockerPyTransport)
+    return gw
 
 
 def _create(gw: Gateway, image: str, name: str, **host_config: Any) -> str:

@@ -25,7 +25,9 @@ def test_the_caller_is_who_the_socket_says_whatever_the_environment(ds01_home, u
         out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), check=True)
         caller = json.loads(out.stdout)["caller"]
         assert caller == {"uid": alice.uid, "user": alice.name, "admin": False}
-    root = json.loads(subprocess.run([sys.executable, "-c", _VERSION], capture_output=True, check=True).stdout)
+    root = json.loads(
+        subprocess.run([sys.executable, "-c", _VERSION], capture_output=True, check=True).stdout
+    )
     assert root["caller"]["uid"] == 0 and root["caller"]["admin"] is True
     assert root["euid"] == 0 and root["socket_mode"] == "0666"
 
@@ -97,7 +99,9 @@ def test_ds01d_refuses_to_run_as_an_ordinary_user(ds01_home, unix_users):
 
 
 def test_check_config_exits_0_for_a_good_file_and_2_for_a_broken_one(ds01_home, tmp_path):
-    good = subprocess.run([daemon.ds01d_program(), "--check-config", str(ds01_home.config)], capture_output=True)
+    good = subprocess.run(
+        [daemon.ds01d_program(), "--check-config", str(ds01_home.config)], capture_output=True
+    )
     assert good.returncode == 0, good.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text(ds01_home.config.read_text().replace("defaults:", "defaults:\n  max_gpuz: 3", 1))
@@ -116,6 +120,7 @@ def test_denied_requests_are_events_only_root_reads(ds01_home, unix_users):
     assert denied and denied[-1]["user"] == alice.name
     assert denied[-1]["details"]["endpoint"] == "GET /containers"
     reader = subprocess.run(
-        ["runuser", "-u", alice.name, "--", "cat", str(ds01_home / "log" / "events.jsonl")], capture_output=True
+        ["runuser", "-u", alice.name, "--", "cat", str(ds01_home / "log" / "events.jsonl")],
+        capture_output=True,
     )
     assert reader.returncode != 0

@@ -55,7 +55,13 @@ def test_acting_for_someone_else_is_for_admins_and_never_for_root_or_system_acco
     ds01_home, unix_users, route
 ):
     alice, bob = unix_users["alice"], unix_users["bob"]
-    for who, target in ((alice, bob.name), (alice, "root"), (alice, "daemon"), (None, "root"), (None, "daemon")):
+    for who, target in (
+        (alice, bob.name),
+        (alice, "root"),
+        (alice, "daemon"),
+        (None, "root"),
+        (None, "daemon"),
+    ):
         answer = _send(who, ds01_home, route, {"user": target})
         assert answer.exit_code == 5, (who, target, answer.lines)
         assert answer.status == 403

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from harness.users import run_as
 
 BIN = Path(sys.executable).parent
 
@@ -45,32 +48,21 @@ def test_unknown_option_is_a_usage_error():
 
 
 @pytest.mark.parametrize("json_flag", [False, True])
-def test_engine_unreachable_exits_6_with_a_hint_and_no_traceback(tmp_path, json_flag):
-    env = {
-        "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock",
-        "DS01_LOG_DIR": str(tmp_path),
-        "DS01_STATE_DIR": str(tmp_path),
-    }
-    result = run("check-limits", *(["--json"] if json_flag else []), env=env)
+@pytest.mark.parametrize("engine", ["unix://{tmp}/nothing.sock", "tcp://127.0.0.1:1"])
+def test_engine_unreachable_exits_6_with_a_hint_and_no_traceback(ds01_home, unix_users, json_flag, engine):
+    ds01_home.restart(DOCKER_HOST=engine.format(tmp=ds01_home))
+    result = run_as(unix_users["alice"], "container-list", *(["--json"] if json_flag else []))
     assert result.returncode == 6
     assert "Traceback" not in result.stderr + result.stdout
-    assert (
-        "cannot reach the Docker engine" in result.stderr and "is the Docker daemon running" in result.stderr
-    )
+    assert "cannot reach the Docker engine" in result.stderr or "refused" in result.stderr
     if json_flag:
         assert json.loads(result.stdout)["error"]["code"] == "engine_unavailable"
 
 
-def test_refused_connection_on_a_tcp_host_exits_6(tmp_path):
-    env = {"DOCKER_HOST": "tcp://127.0.0.1:1", "DS01_LOG_DIR": str(tmp_path)}
-    result = run("check-limits", env=env)
-    assert result.returncode == 6 and "Traceback" not in result.stderr
-
-
-def test_bad_config_exits_2_with_file_and_line(tmp_path):
+def test_a_bad_config_stops_ds01d_with_file_and_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("defaults:\n  max_cpu: 4\n")
-    result = run("check-limits", env={"DS01_CONFIG": str(cfg)})
+    result = run("ds01d", "--config", str(cfg), "--socket", str(tmp_path / "s.sock"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: {cfg}:2: defaults.max_cpu: unknown key (did you mean 'max_cpus'?)"
@@ -78,10 +70,23 @@ def test_bad_config_exits_2_with_file_and_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    cfg = tmp_path / "bad.yaml"
-    cfg.write_text("defaults:\n  max_cpu: 4\n")
-    result = run("check-limits", env={"DS01_CONFIG": str(cfg), "DS01_DEBUG": "1"})
-    assert result.returncode == 2 and "Traceback" in result.stderr
+    env = {"DS01_SOCKET": str(tmp_path / "none.sock")}
+    quiet = run("container-list", env=env)
+    assert quiet.returncode == 6 and "Traceback" not in quiet.stderr
+    loud = run("container-list", env={**env, "DS01_DEBUG": "1"})
+    assert loud.returncode == 6 and "Traceback" in loud.stderr
+
+
+def test_a_closed_stdout_is_a_quiet_exit(ds01_home, unix_users):
+    """`container-list --json | head` with the reader already gone: no BrokenPipeError trace."""
+    argv = ["runuser", "-u", unix_users["alice"].name, "--", "env", f"DS01_SOCKET={ds01_home.socket}",
+            str(BIN / "container-list"), "--json"]  # fmt: skip
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
 
 
 def test_event_log_lines_are_whole_json_under_concurrent_writers(tmp_path):

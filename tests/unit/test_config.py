@@ -102,10 +102,10 @@ def test_admin_group_members_are_admins_and_null_means_unlimited(tmp_path):
     assert resolved.limits.max_gpu_equivalents is None
 
 
-def test_root_without_sudo_is_admin_but_a_sudo_user_is_not(tmp_path):
+def test_root_is_admin_and_an_ordinary_user_is_not(tmp_path):
     config = load_config(write(tmp_path, BASE))
     assert resolve_limits(config, User("root", 0, 0, Path("/root"))).admin is True
-    assert resolve_limits(config, User("sam", 1500, 1500, Path("/home/sam"), via_sudo=True)).admin is False
+    assert resolve_limits(config, User("sam", 1500, 1500, Path("/home/sam"))).admin is False
 
 
 @pytest.mark.parametrize(
@@ -152,11 +152,18 @@ def test_config_discovery_prefers_ds01_config(tmp_path, monkeypatch):
     assert load_config().source == path
 
 
-def test_workspace_root_expands_home_and_placeholders(tmp_path):
-    config = load_config(write(tmp_path, BASE + "paths:\n  workspace_root: /srv/ws/{user}-{uid}\n"))
-    assert config.paths.workspace_root_for("sam", 1500, Path("/home/sam")) == Path("/srv/ws/sam-1500")
+def test_paths_are_absolute_and_workspaces_sit_under_the_root(tmp_path):
+    config = load_config(
+        write(tmp_path, BASE + "paths:\n  workspace_root: /srv/ws/\n  data_roots: [/data/a]\n")
+    )
+    assert config.paths.workspace_root_for("sam") == Path("/srv/ws/sam")
+    assert config.paths.data_roots == (Path("/data/a"),)
     default = load_config(write(tmp_path, BASE))
-    assert default.paths.workspace_root_for("sam", 1500, Path("/home/sam")) == Path("/home/sam/workspace")
+    assert default.paths.workspace_root_for("sam") == Path("/srv/ds01/workspaces/sam")
+    assert default.paths.socket == Path("/run/ds01/ds01.sock")
+    for bad in ("~/workspace", "relative/ws"):
+        with pytest.raises(ConfigError, match=r"paths\.workspace_root: .* is not an absolute path"):
+            load_config(write(tmp_path, BASE + f"paths:\n  workspace_root: {bad}\n"))
 
 
 def test_images_section_sets_proxy_and_ca_bundle_for_builds(tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ctypes.util
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -156,3 +159,25 @@ def test_driver_that_does_not_answer_means_backend_none(fake_nvml: FakeNvml) -> 
 def test_backend_none_never_loads_nvml(fake_nvml: FakeNvml) -> None:
     inv = fake_nvml.probe(topology([{"uuid": "GPU-x"}]), backend="none")
     assert inv["backend"] == "none" and inv["gpus"] == [] and "gpu.backend is none" in inv["notice"]
+
+
+def test_nvml_is_initialised_once_however_often_ds01d_probes(fake_nvml: FakeNvml, tmp_path) -> None:
+    topo = tmp_path / "topology.txt"
+    topo.write_text(topology([{"uuid": "GPU-aaaa"}, {"uuid": "GPU-bbbb"}]))
+    log = tmp_path / "inits.log"
+    script = (
+        "from ds01.config import GpuSettings\n"
+        "from ds01.gpu.probe import probe_inventory\n"
+        "counts = [len(probe_inventory(GpuSettings(backend='nvml')).gpus) for _ in range(5)]\n"
+        "print(counts)\n"
+    )
+    env = dict(
+        os.environ,
+        LD_LIBRARY_PATH=str(fake_nvml.lib_dir),
+        DS01_FAKE_NVML_TOPOLOGY=str(topo),
+        DS01_FAKE_NVML_INIT_LOG=str(log),
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2]"
+    assert log.read_text().splitlines() == ["init"]

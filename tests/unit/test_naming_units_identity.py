@@ -8,7 +8,7 @@ import pytest
 
 from ds01 import naming, units
 from ds01.errors import ExitCode, InvalidName
-from ds01.identity import acting_uid
+from ds01.identity import acting_user
 
 
 @pytest.mark.parametrize(
@@ -66,9 +66,9 @@ def test_durations():
     assert units.format_hours(None) == "never"
 
 
-def test_sudo_uid_is_trusted_only_as_root(monkeypatch):
+def test_no_environment_variable_changes_who_is_acting(monkeypatch):
     monkeypatch.setenv("SUDO_UID", "4321")
     monkeypatch.setattr(os, "getuid", lambda: 0)
-    assert acting_uid() == (4321, True)
+    assert acting_user().uid == 0
     monkeypatch.setattr(os, "getuid", lambda: 1500)
-    assert acting_uid() == (1500, False)
+    assert acting_user().uid == 1500

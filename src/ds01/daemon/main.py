@@ -86,6 +86,9 @@ def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        nvml = sys.modules.get("ds01.gpu.nvml")
+        if nvml is not None:
+            nvml.shutdown()
         with contextlib.suppress(OSError):
             socket_path.unlink()
         if pidfile:
@@ -97,8 +100,12 @@ def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ds01d", description=__doc__)
     parser.add_argument("--config", help="the config file (default: $DS01_CONFIG, /etc/ds01/..., shipped)")
-    parser.add_argument("--socket", help=f"the socket to listen on (default: paths.socket, {protocol.DEFAULT_SOCKET})")
-    parser.add_argument("--check-config", nargs="?", const="", metavar="FILE", help="validate and exit 0 or 2")
+    parser.add_argument(
+        "--socket", help=f"the socket to listen on (default: paths.socket, {protocol.DEFAULT_SOCKET})"
+    )
+    parser.add_argument(
+        "--check-config", nargs="?", const="", metavar="FILE", help="validate and exit 0 or 2"
+    )
     parser.add_argument("--pidfile", help="write the pid here while running")
     parser.add_argument("--no-reaper", action="store_true", help="do not run the lifecycle loop (tests)")
     parser.add_argument("--log-level", default=os.environ.get("DS01D_LOG_LEVEL", "INFO"))
@@ -107,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_config is not None:
         sys.exit(check_config(_config_path(args.check_config or args.config)))
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+        level=args.log_level.upper(),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
     )
     config = _config_path(args.config)
     sock = args.socket
@@ -119,7 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(int(ExitCode.USAGE))
-    sys.exit(serve(config, Path(sock), pidfile=Path(args.pidfile) if args.pidfile else None, reaper=not args.no_reaper))
+    sys.exit(
+        serve(
+            config,
+            Path(sock),
+            pidfile=Path(args.pidfile) if args.pidfile else None,
+            reaper=not args.no_reaper,
+        )
+    )
 
 
 if __name__ == "__main__":

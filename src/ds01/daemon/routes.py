@@ -72,7 +72,7 @@ def route(
     return register
 
 
-def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
+def match(method: str, path: str) -> tuple[Route, dict[str, str]] | bool | None:
     """(route, params); False when the path exists under another method; None when nothing matches."""
     other = False
     for r in ROUTES:

@@ -102,7 +102,7 @@ def _scalar(name: str, tp: Any, value: Any, meta: Any, coerce: bool) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError(f"{name}: must be a finite number")
         low, high = meta.get("min"), meta.get("max")
-        if low is not None and value < low or high is not None and value > high:
+        if (low is not None and value < low) or (high is not None and value > high):
             raise UsageError(f"{name}: {value} is out of range ({low} to {high})")
         return tp(value)
     if tp is str:

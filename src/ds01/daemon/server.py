@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ds01 import protocol
@@ -146,8 +146,9 @@ class Handler(BaseHTTPRequestHandler):
         daemon = self.server.daemon
         body = self._body(route, query)
         ctx = Context(
-            config=daemon.config, user=caller.user, out=StreamOutput(stream.write), _gateway=None
-        )
+            config=daemon.config, user=caller.user, out=StreamOutput(stream.write),
+            gateway_factory=daemon.gateway,
+        )  # fmt: skip
         if route.admin and not ctx.is_admin:
             raise PermissionDenied(f"{route.pattern.strip('/').split('/')[0]}: only admins may do this")
         target = getattr(body, "user", None)
@@ -156,7 +157,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0) if route.upload else 0
         req = routes.Request(
             caller=caller, body=body, params=params, ctx=ctx, daemon=daemon, emit=stream.write,
-            upload=self.rfile if route.upload else None, upload_length=length, connection=self.request,
+            upload=cast("IO[bytes]", self.rfile) if route.upload else None, upload_length=length,
+            connection=self.request,
         )  # fmt: skip
         result = route.handler(req)
         stream.write("result", result)

@@ -56,6 +56,7 @@ class Daemon:
         self.started = time.time()
         self.execs: dict[str, ExecSession] = {}
         self.stopping = threading.Event()
+        self._gateway: Gateway | None = None
 
     @property
     def config(self) -> Config:
@@ -75,9 +76,14 @@ class Daemon:
         return self._config
 
     def gateway(self) -> Gateway:
-        from ds01.docker_gateway import connect
+        """One gateway for every request, made on first use (the engine may come up after ds01d)."""
+        if self._gateway is None:
+            from ds01.docker_gateway import connect
 
-        return connect()
+            with self._lock:
+                if self._gateway is None:
+                    self._gateway = connect()
+        return self._gateway
 
     def remember_exec(self, session: ExecSession) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ indices have gaps once slices are destroyed and re-created.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,9 +49,30 @@ def _maybe(fn: Callable[..., T], *args: Any, default: T) -> T:
         return default
 
 
+_init_lock = threading.Lock()
+_initialised = False
+
+
+def _init() -> None:
+    """nvmlInit once per process (ds01d lives long: a probe then costs only the queries)."""
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            pynvml.nvmlInit()
+            _initialised = True
+
+
+def shutdown() -> None:
+    global _initialised
+    with _init_lock:
+        if _initialised:
+            _maybe(pynvml.nvmlShutdown, default=None)
+            _initialised = False
+
+
 def probe(*, explicit: bool = False) -> Inventory:
     try:
-        pynvml.nvmlInit()
+        _init()
     except pynvml.NVMLError_LibraryNotFound:
         prefix = "gpu.backend is nvml but " if explicit else ""
         return Inventory(backend="none", notice=prefix + NO_DRIVER)
@@ -62,11 +84,10 @@ def probe(*, explicit: bool = False) -> Inventory:
         driver = _maybe(pynvml.nvmlSystemGetDriverVersion, default=None)
         gpus = tuple(_gpu(i) for i in range(pynvml.nvmlDeviceGetCount()))
     except pynvml.NVMLError as exc:
+        shutdown()  # the driver went away or was reloaded: initialise afresh next time
         return Inventory(
             backend="none", notice=f"NVML failed while listing GPUs ({exc}): GPUs are unavailable"
         )
-    finally:
-        _maybe(pynvml.nvmlShutdown, default=None)
     unusable = [str(g.index) for g in gpus if not g.usable]
     notice = None
     if unusable:

@@ -1,20 +1,16 @@
-"""The Engine API over the Docker Unix socket with the standard library only, and the mapping of engine
-answers to ds01 errors (CONTRACT §5) that `docker_gateway` also uses for what docker-py does.
-
-Every command talks to the engine; importing docker-py alone costs about 70 ms (requests is most of it), a
-third to a half of a command's own time. A request here is one HTTP/1.1 exchange on a fresh connection to
-the socket (cheap, and safe from any thread), with JSON in and out and the API version pinned.
+"""The Engine API as ds01d uses it: the request shape (JSON in and out, API version pinned), the mapping of
+engine answers to ds01 errors (CONTRACT §5), and the plain data the gateway returns. The bytes go through
+docker-py (`docker_gateway.DockerPyTransport`): ds01d is long-running, so its import cost is paid once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from ds01.errors import Ds01Error, EngineUnavailable, NotFound, OperationFailed
@@ -133,77 +129,6 @@ class Transport:
 
     def _send(self, req: Request) -> tuple[int, bytes]:
         raise NotImplementedError
-
-
-class UnixTransport(Transport):
-    """Over a Unix socket with the standard library: a fresh connection per request."""
-
-    def __init__(self, path: str, timeout: float | None = 120.0) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.address = f"unix://{path}"
-
-    def _send(self, req: Request) -> tuple[int, bytes]:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(req.timeout)
-                sock.connect(self.path)
-                sock.sendall(_request_bytes(req))
-                with sock.makefile("rb") as answer:
-                    return _read_response(answer)
-        except PermissionError as exc:
-            raise unreachable(self.address, permission=True) from exc
-        except TimeoutError as exc:
-            raise EngineUnavailable(
-                f"the Docker engine did not answer within {req.timeout:g} s ({req.what})", hint=ENGINE_HINT
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise unreachable(self.address, permission=False) from exc
-
-
-# A minimal HTTP/1.1 client (http.client alone costs ~12 ms to import, with email and ssl): one request
-# per connection, `Connection: close`, bodies by Content-Length, chunks, or up to the close (exec output).
-def _request_bytes(req: Request) -> bytes:
-    lines = [f"{req.method} {req.url} HTTP/1.1", "Host: docker", "Connection: close"]
-    lines += [f"{k}: {v}" for k, v in req.headers.items()]
-    lines.append(f"Content-Length: {len(req.data or b'')}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (req.data or b"")
-
-
-def _read_response(answer: IO[bytes]) -> tuple[int, bytes]:
-    """Status and body; ValueError when the answer is not HTTP or ends early."""
-    version, status_text, *_ = [*answer.readline(65536).split(None, 2), b"", b""]
-    if not version.startswith(b"HTTP/") or not status_text.isdigit():
-        raise ValueError(f"not an HTTP answer: {version!r} {status_text!r}")
-    status = int(status_text)
-    headers = {}
-    while (line := answer.readline(65536)) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if status in (204, 304) or 100 <= status < 200:
-        return status, b""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return status, _read_chunks(answer)
-    if "content-length" in headers:
-        return status, _read_exactly(answer, int(headers["content-length"]))
-    return status, answer.read()
-
-
-def _read_chunks(answer: IO[bytes]) -> bytes:
-    body = bytearray()
-    while size := int(answer.readline(65536).split(b";")[0], 16):  # an early end: ValueError
-        body += _read_exactly(answer, size)
-        answer.readline(65536)  # the CRLF after each chunk
-    while answer.readline(65536) not in (b"\r\n", b"\n", b""):  # trailers
-        pass
-    return bytes(body)
-
-
-def _read_exactly(answer: IO[bytes], size: int) -> bytes:
-    data = answer.read(size)
-    if len(data) != size:
-        raise ValueError(f"the answer ended after {len(data)} of {size} bytes")
-    return data
 
 
 def _message(body: bytes) -> str:

@@ -1,6 +1,6 @@
-"""The stdlib Engine API transport against a tiny HTTP server on a Unix socket: answers, error mapping and
-the failures of an unreachable engine. No Docker engine needed (the real-engine proof is
-tests/integration/test_gateway_transport.py)."""
+"""ds01d's Engine API transport (docker-py) against a tiny HTTP server on a Unix socket: answers, the mapping
+of engine errors to ds01 errors, and the failures of an unreachable engine. No Docker engine needed (the
+real-engine proof is tests/integration/test_gateway_transport.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ from typing import Any
 
 import pytest
 
-from ds01.docker_gateway import container_config_json, gpu_device_request, host_config_json
-from ds01.engine_socket import TOOLKIT_HINT, UnixTransport, demux
+from ds01.docker_gateway import (
+    DockerPyTransport,
+    _docker_api,
+    container_config_json,
+    gpu_device_request,
+    host_config_json,
+)
+from ds01.engine_api import TOOLKIT_HINT, demux
 from ds01.errors import EngineUnavailable, NotFound, OperationFailed
 
 DEVICE_ERROR = 'could not select device driver "nvidia" with capabilities: [[gpu]]'
@@ -37,31 +43,8 @@ ANSWERS: dict[str, tuple[int, bytes]] = {
 }
 
 
-# path below /v1.41 -> the raw answer, for the shapes of HTTP the engine uses (and broken ones)
-RAW_ANSWERS: dict[str, bytes] = {
-    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5\r\n[1, 2\r\n3;ext=1\r\n, 3\r\n1\r\n]\r\n0\r\nX-Trailer: t\r\n\r\n",
-    "/until-close": b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\nstream",
-    "/short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
-    "/garbage": b"hello there\r\n",
-}
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, Any]]
-
-    def handle_one_request(self) -> None:
-        raw = self.rfile.readline(65537)
-        path = raw.split()[1].decode() if len(raw.split()) > 1 else ""
-        if path.removeprefix("/v1.41") in RAW_ANSWERS:
-            while self.rfile.readline() not in (b"\r\n", b""):
-                pass
-            self.wfile.write(RAW_ANSWERS[path.removeprefix("/v1.41")])
-            self.close_connection = True
-            return
-        self.raw_requestline = raw
-        if self.parse_request():
-            self._answer()
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -80,22 +63,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def address_string(self) -> str:
+        return "unix"
+
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
+def transport_at(path: str, timeout: float) -> DockerPyTransport:
+    address = f"unix://{path}"
+    return DockerPyTransport(_docker_api(address, timeout), address)
+
+
 @pytest.fixture(scope="module")
 def fake_engine(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[UnixTransport, list[dict[str, Any]]]]:
+) -> Iterator[tuple[DockerPyTransport, list[dict[str, Any]]]]:
     path = tmp_path_factory.mktemp("engine") / "docker.sock"
     seen: list[dict[str, Any]] = []
     handler = type("Handler", (_Handler,), {"seen": seen})
     server = _Server(str(path), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield UnixTransport(str(path), timeout=5), seen
+    yield transport_at(str(path), timeout=5), seen
     server.shutdown()
     server.server_close()
 
@@ -108,19 +99,6 @@ def test_json_answer_query_and_body_reach_the_engine(fake_engine: Any) -> None:
     assert "all=1" in seen[-1]["query"] and "filters=%7B%22label" in seen[-1]["query"]
     assert transport.request("POST", "/containers/ok/start", body={"x": 1}) is None
     assert seen[-1]["method"] == "POST" and json.loads(seen[-1]["body"]) == {"x": 1}
-
-
-def test_chunked_and_read_to_close_bodies(fake_engine: Any) -> None:
-    transport, _ = fake_engine
-    assert transport.request("GET", "/chunked") == [1, 2, 3]
-    assert transport.request("POST", "/until-close", raw=True) == b"stream"
-
-
-@pytest.mark.parametrize("path", ["/short", "/garbage"])
-def test_a_broken_answer_is_engine_unavailable(fake_engine: Any, path: str) -> None:
-    transport, _ = fake_engine
-    with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
-        transport.request("GET", path)
 
 
 def test_404_is_not_found_with_the_engines_message(fake_engine: Any) -> None:
@@ -157,10 +135,10 @@ def test_device_driver_error_points_at_the_toolkit(fake_engine: Any) -> None:
 
 
 def test_missing_socket_is_engine_unavailable(tmp_path: Path) -> None:
-    transport = UnixTransport(str(tmp_path / "nothing.sock"), timeout=2)
+    transport = transport_at(str(tmp_path / "nothing.sock"), timeout=2)
     with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine at unix://") as raised:
         transport.request("GET", "/version")
-    assert "daemon running" in (raised.value.hint or "")
+    assert "engine running" in (raised.value.hint or "")
 
 
 def test_connection_refused_is_engine_unavailable(tmp_path: Path) -> None:
@@ -169,7 +147,7 @@ def test_connection_refused_is_engine_unavailable(tmp_path: Path) -> None:
     dead.bind(str(path))  # bound, never listening: connect() is refused
     try:
         with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
-            UnixTransport(str(path), timeout=2).request("GET", "/version")
+            transport_at(str(path), timeout=2).request("GET", "/version")
     finally:
         dead.close()
 
@@ -180,15 +158,16 @@ def test_an_engine_that_never_answers_times_out(tmp_path: Path) -> None:
     mute.bind(str(path))
     mute.listen(1)  # connections queue up, nobody reads them
     try:
-        with pytest.raises(EngineUnavailable, match=r"did not answer within 0\.3 s"):
-            UnixTransport(str(path), timeout=0.2).request("POST", "/x/stop", what="stop x", timeout=0.1)
+        with pytest.raises(EngineUnavailable, match=r"did not answer in time \(stop x\)"):
+            transport_at(str(path), timeout=0.2).request("POST", "/x/stop", what="stop x", timeout=0.1)
     finally:
         mute.close()
 
 
 def test_permission_denied_on_the_socket(fake_engine: Any, tmp_path: Path) -> None:
     transport, _ = fake_engine
-    os.chmod(transport.path, 0o600)
+    path = transport.address.removeprefix("unix://")
+    os.chmod(path, 0o600)
     try:
         if os.geteuid() != 0:
             outcome = _permission_outcome(transport)
@@ -206,12 +185,12 @@ def test_permission_denied_on_the_socket(fake_engine: Any, tmp_path: Path) -> No
             with os.fdopen(read) as f:
                 outcome = f.read()
     finally:
-        os.chmod(transport.path, 0o666)
+        os.chmod(path, 0o666)
     assert outcome.startswith("EngineUnavailable: permission denied on the Docker socket unix://"), outcome
-    assert "sudo" in outcome
+    assert "ds01d must run as root" in outcome
 
 
-def _permission_outcome(transport: UnixTransport) -> str:
+def _permission_outcome(transport: DockerPyTransport) -> str:
     try:
         transport.request("GET", "/version")
     except EngineUnavailable as exc:
@@ -286,10 +265,13 @@ def test_container_config_matches_what_docker_py_would_send() -> None:
         assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
 
 
-def test_the_gateway_module_imports_no_docker_py() -> None:
+def test_the_clients_hot_path_imports_no_engine_yaml_gpu_or_rich_library() -> None:
+    """deploy, retire, list and status as clients: no docker, requests, yaml, pynvml or rich (issue 11)."""
     code = (
-        "import sys, ds01.cli.container, ds01.atomic.container_create, ds01.docker_gateway\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests', 'urllib3')))"
+        "import sys\n"
+        "import ds01.cli.entrypoints, ds01.cli.container, ds01.cli.orchestration, ds01.cli.gpu, ds01.client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'docker', 'requests', 'urllib3', 'yaml',"
+        " 'pynvml', 'rich', 'questionary'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
