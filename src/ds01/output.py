@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,8 +63,7 @@ class Output:
         return self._err
 
     def json(self, payload: Any) -> None:
-        self.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-        self.stdout.flush()
+        _write(self.stdout, json.dumps(payload, indent=2, default=str) + "\n")
 
     def table(
         self,
@@ -94,14 +94,14 @@ class Output:
         if header:
             cells.insert(0, [str(c) for c in columns])
         widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-        for r in cells:
-            self.stdout.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
-        self.stdout.flush()
+        text = "".join(
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in cells
+        )
+        _write(self.stdout, text)
 
     def _print(self, stream: TextIO, message: str) -> None:
         if _plain(stream):
-            stream.write(strip_markup(message) + "\n")
-            stream.flush()
+            _write(stream, strip_markup(message) + "\n")
         else:
             (self.console if stream is self.stdout else self.err_console).print(message)
 
@@ -126,11 +126,34 @@ class Output:
             self._print(self.stderr, f"[dim]{message}[/dim]")
 
     def error(self, err: Ds01Error) -> None:
+        """One line on stderr (plain: no rich import, no markup surprises), and the JSON object with --json.
+        A closed stdout does not hide the failure: the caller still exits with the error's code."""
+        with contextlib.suppress(OutputClosed):
+            _write(self.stderr, f"error: {err}\n")
         if self.json_mode:
-            self.json({"error": {"code": err.code, "message": str(err)}})
-        # plain write: no rich import on the error path, and no markup surprises in user strings
-        self.stderr.write(f"error: {err}\n")
-        self.stderr.flush()
+            with contextlib.suppress(OutputClosed):
+                self.json({"error": {"code": err.code, "message": str(err)}})
+
+
+class OutputClosed(SystemExit):
+    """The reader of our output went away (`container-list | head`): a quiet exit 0, no trace."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        try:  # point the stream at /dev/null so the interpreter's last flush cannot fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        raise OutputClosed() from None
 
 
 def _escape(text: str) -> str:

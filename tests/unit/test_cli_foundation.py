@@ -77,7 +77,8 @@ def test_debug_shows_the_traceback(tmp_path):
     assert loud.returncode == 6 and "Traceback" in loud.stderr
 
 
-def test_a_closed_stdout_is_a_quiet_exit(ds01_home, unix_users):
+@pytest.mark.docker
+def test_a_closed_stdout_is_a_quiet_exit(ds01_home, engine_clean, unix_users):
     """`container-list --json | head` with the reader already gone: no BrokenPipeError trace."""
     argv = ["runuser", "-u", unix_users["alice"].name, "--", "env", f"DS01_SOCKET={ds01_home.socket}",
             str(BIN / "container-list"), "--json"]  # fmt: skip
