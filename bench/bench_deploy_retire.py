@@ -79,10 +79,14 @@ def main() -> None:
             subprocess.run([docker, "-H", host, "tag", IMAGE, f"ds01-{user.uid}/bench:latest"], check=True)
             dry = subprocess.run(
                 ["runuser", "-u", user.name, "--", *env, str(BIN / "container-create"), "probe", *shape,
-                 "--dry-run"], capture_output=True, text=True, check=True,
+                 "--image", f"ds01-{user.uid}/bench:latest", "--dry-run"], capture_output=True, text=True, check=True,
             ).stdout.strip()  # fmt: skip
             flags = shlex.split(dry.splitlines()[-1])
             flags = flags[flags.index("create") + 1 :]
+            plain_ws = tmp / "plain-ws"  # the dry run names ds01d's staging folder, made only at a real start
+            plain_ws.mkdir()
+            flags = [f"type=bind,source={plain_ws},target=/workspace" if f.startswith("type=bind") else f
+                     for f in flags]  # fmt: skip
             times: dict[str, list[float]] = {"A": [], "B": [], "C": []}
             for i in range(args.runs + 1):
                 a = timed([*env, str(BIN / "container-deploy"), "bench", "--background", *shape], user.name)

@@ -62,6 +62,7 @@ def write_config(path: Path, tmp: Path, **sections: object) -> Path:
         "log_dir": str(tmp / "log"),
     }
     data["containers"] = {"network": "none", "init": True, "env": {}}
+    data["monitoring"] = {"listen": None}  # tests that scrape give their own free port
     data["gpu"] = {
         "backend": "simulated",
         "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),

@@ -1,5 +1,7 @@
 """The fake libnvidia-ml.so.1 (tests/fakes/fake_nvml.c), compiled once per run, and a probe that loads it
-the way the real library is loaded: by name through LD_LIBRARY_PATH, in a fresh process."""
+through the probe's own setting (`gpu.nvml_library`, an absolute path), in a fresh process. "No driver" is a
+setting that names a path where no library is: the loader's search (LD_LIBRARY_PATH, ld.so.cache) is never
+asked, so a real driver on the machine cannot stand in for the missing one."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ PROBE = (
     "import dataclasses, json, sys\n"
     "from ds01.config import GpuSettings\n"
     "from ds01.gpu.probe import probe_inventory\n"
-    "print(json.dumps(dataclasses.asdict(probe_inventory(GpuSettings(backend=sys.argv[1])))))\n"
+    "settings = GpuSettings(backend=sys.argv[1], nvml_library=sys.argv[2])\n"
+    "print(json.dumps(dataclasses.asdict(probe_inventory(settings))))\n"
 )
 
 
@@ -54,18 +57,30 @@ class FakeNvml:
     lib_dir: Path
     work: Path
 
+    @property
+    def library(self) -> str:
+        """The setting that loads the fake: its absolute path."""
+        return str(self.lib_dir / "libnvidia-ml.so.1")
+
+    @property
+    def absent(self) -> str:
+        """The setting of a host without a driver: a path where no library is."""
+        return str(self.work / "no-driver" / "libnvidia-ml.so.1")
+
     def probe(self, topo: str | None, *, backend: str = "auto", with_library: bool = True) -> dict[str, Any]:
         """Run the real probe in a subprocess against the fake library (or against no library at all)."""
         env = dict(os.environ)
-        empty = self.work / "empty"
-        empty.mkdir(exist_ok=True)
-        env["LD_LIBRARY_PATH"] = str(self.lib_dir if with_library else empty)
+        env.pop("LD_LIBRARY_PATH", None)
         if topo is not None:
             path = self.work / "topology.txt"
             path.write_text(topo)
             env["DS01_FAKE_NVML_TOPOLOGY"] = str(path)
         done = subprocess.run(
-            [sys.executable, "-c", PROBE, backend], capture_output=True, text=True, env=env, timeout=60
+            [sys.executable, "-c", PROBE, backend, self.library if with_library else self.absent],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))

@@ -18,7 +18,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 from ds01 import protocol
-from ds01.errors import Ds01Error, EngineUnavailable
+from ds01.errors import Ds01Error, EngineUnavailable, UsageError
 from ds01.output import Output
 
 
@@ -73,6 +73,9 @@ def unreachable(path: str, exc: OSError) -> EngineUnavailable:
     return EngineUnavailable(why, hint=START_HINT)
 
 
+MAX_TARGET = 60_000  # ds01d (http.server) reads a request line of at most 64 KiB
+
+
 def path_of(*parts: str) -> str:
     """`/v1/containers/<name>/start` with every part quoted."""
     return protocol.API + "/" + "/".join(quote(p, safe="") for p in parts)
@@ -107,6 +110,12 @@ class Client:
             query = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in clean.items()}
             if query:
                 path += "?" + urlencode(query)
+        if len(path) > MAX_TARGET:
+            raise UsageError(
+                f"a value given is too long (the request would be {len(path)} characters)",
+                hint="shorten the names and values given",
+            )
+        if method == "GET":
             conn.request(method, path, headers=headers)
         elif upload is not None:
             headers[protocol.BODY_HEADER] = json.dumps(clean, ensure_ascii=True)

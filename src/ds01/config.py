@@ -96,6 +96,9 @@ LIMIT_PARSERS: dict[str, Callable[[Any], Any]] = {
     "gpu_hold_after_stop_h": _opt(_float),
     "container_hold_after_stop_h": _opt(_float),
     "priority": _priority,
+    "max_cpus_total": _opt(_float),
+    "memory_total": _opt(_size),
+    "extension_budget_h": _opt(_float),
 }
 
 POLICY_PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -108,6 +111,8 @@ POLICY_PARSERS: dict[str, Callable[[Any], Any]] = {
     "created_container_timeout_m": _float,
     "high_demand_threshold": _float,
     "high_demand_idle_reduction": _float,
+    "events_max_mb": _float,
+    "events_keep": _int,
     "check_interval_m": _float,
 }
 
@@ -122,10 +127,18 @@ TOP_LEVEL = {
     "paths",
     "containers",
     "images",
+    "monitoring",
+    "notify",
 }
-IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"}
-GPU_KEYS = {"backend", "inventory", "attach"}
-PATH_KEYS = {"workspace_root", "data_roots", "socket", "state_dir", "log_dir"}
+MONITORING_KEYS = {"listen"}
+NOTIFY_KEYS = {"smtp", "sender", "domain", "addresses", "starttls"}
+IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"} | {
+    "build_network", "build_timeout_m", "max_context_mb", "min_free_gb",
+}  # fmt: skip
+NETWORK_MODES = ("per-user", "bridge", "none")
+BUILD_NETWORKS = ("none", "bridge", "per-user")
+GPU_KEYS = {"backend", "inventory", "attach", "nvml_library"}
+PATH_KEYS = {"workspace_root", "data_roots", "socket", "state_dir", "log_dir", "run_dir"}
 CONTAINER_KEYS = {"network", "init", "env"}
 BACKENDS = ("auto", "nvml", "simulated", "none")
 ATTACH_MODES = ("device-request", "env")
@@ -147,6 +160,10 @@ class Limits:
     gpu_hold_after_stop_h: float | None = 0.25
     container_hold_after_stop_h: float | None = 0.5
     priority: int = 10
+    # across all of a user's containers (one cgroup parent per user; null = no total)
+    max_cpus_total: float | None = None
+    memory_total: int | None = None
+    extension_budget_h: float | None = 0.0  # container-extend hours per rolling 7 days; 0 = none
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,8 @@ class Policies:
     high_demand_threshold: float = 0.8
     high_demand_idle_reduction: float = 0.5
     check_interval_m: float = 5.0
+    events_max_mb: float = 64.0  # events.jsonl is rotated at this size (events.jsonl.1, .2, ...)
+    events_keep: int = 5  # rotated files kept
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,9 @@ class GpuSettings:
     backend: str = "auto"
     inventory: Path | None = None
     attach: str = "device-request"
+    # the NVML library the probe loads: a bare name goes through the dynamic loader's search (ld.so.cache
+    # included), a path loads that file and nothing else
+    nvml_library: str = "libnvidia-ml.so.1"
 
 
 @dataclass(frozen=True)
@@ -188,6 +210,11 @@ class PathSettings:
     socket: Path = Path("/run/ds01/ds01.sock")
     state_dir: Path = Path("/var/lib/ds01")
     log_dir: Path = Path("/var/log/ds01")
+    run_dir: Path | None = None  # None: the socket's folder (per-user sockets in <run_dir>/users/<uid>)
+
+    def run_root(self) -> Path:
+        """Where the per-user sockets (Jupyter, ports) live: `<run_dir>/users/<uid>/<project>/`."""
+        return self.run_dir if self.run_dir is not None else self.socket.parent
 
     def workspace_root_for(self, name: str) -> Path:
         """`<workspace_root>/<user>`: root-owned, so the user cannot swap a project folder for a link."""
@@ -196,7 +223,9 @@ class PathSettings:
 
 @dataclass(frozen=True)
 class ContainerDefaults:
-    network: str = "bridge"
+    # per-user: one bridge network per user (`ds01-u<uid>`), so a user's containers reach each other and
+    # no one else's; bridge: the engine's shared default bridge; none: no network at all
+    network: str = "per-user"
     init: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -209,6 +238,20 @@ class ImageSettings:
     http_proxy: str | None = None
     https_proxy: str | None = None
     no_proxy: str | None = None
+    build_network: str | None = None  # None: `none`, or the owner's network when a proxy is configured
+    build_timeout_m: float = 60.0
+    max_context_mb: float = 4096.0
+    min_free_gb: float = 2.0  # a build or create needs this much free on the engine's data root; 0 = no check
+
+    @property
+    def max_context_bytes(self) -> int:
+        return int(self.max_context_mb * (1 << 20))
+
+    def effective_build_network(self) -> str:
+        """The network of a build's RUN steps: none, unless configured or a proxy needs one."""
+        if self.build_network:
+            return self.build_network
+        return "per-user" if (self.http_proxy or self.https_proxy) else "none"
 
     def proxy_args(self) -> dict[str, str]:
         pairs = (
@@ -217,6 +260,27 @@ class ImageSettings:
             ("NO_PROXY", self.no_proxy),
         )
         return {k: v for name, v in pairs if v for k in (name, name.lower())}
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """`monitoring.listen`: where ds01d serves `/metrics` (host:port); None = no metrics endpoint."""
+
+    listen: tuple[str, int] | None = ("127.0.0.1", 9101)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """`notify:` e-mail for lifecycle notices; `smtp` None = terminals and the alerts file only."""
+
+    smtp: tuple[str, int] | None = None
+    sender: str = "ds01@localhost"
+    domain: str | None = None  # user@domain when `addresses` has no entry for the user
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    starttls: bool = False
+
+    def address_for(self, user: str) -> str | None:
+        return self.addresses.get(user) or (f"{user}@{self.domain}" if self.domain else None)
 
 
 @dataclass(frozen=True)
@@ -231,6 +295,8 @@ class Config:
     paths: PathSettings
     containers: ContainerDefaults
     images: ImageSettings = field(default_factory=ImageSettings)
+    monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings())
+    notify: NotifySettings = field(default_factory=lambda: NotifySettings())
 
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
@@ -378,7 +444,12 @@ def _parse_gpu(doc: _Doc, raw: dict[str, Any]) -> GpuSettings:
         inv_path = Path(inventory)
         if not inv_path.is_absolute():
             inv_path = doc.path.parent / inv_path
-    return GpuSettings(backend=backend, inventory=inv_path, attach=attach)
+    library = raw.get("nvml_library", "libnvidia-ml.so.1")
+    if not isinstance(library, str) or not library or "\0" in library:
+        raise doc.error("gpu.nvml_library", "give a library name or an absolute path")
+    if "/" in library and not library.startswith("/"):
+        raise doc.error("gpu.nvml_library", f"{library!r} is not an absolute path")
+    return GpuSettings(backend=backend, inventory=inv_path, attach=attach, nvml_library=library)
 
 
 def _parse_paths(doc: _Doc, raw: dict[str, Any]) -> PathSettings:
@@ -387,7 +458,7 @@ def _parse_paths(doc: _Doc, raw: dict[str, Any]) -> PathSettings:
             raise doc.unknown(f"paths.{key}", PATH_KEYS)
     base = PathSettings()
     values: dict[str, Any] = {}
-    for key in ("workspace_root", "socket", "state_dir", "log_dir"):
+    for key in ("workspace_root", "socket", "state_dir", "log_dir", "run_dir"):
         if raw.get(key) is not None:
             values[key] = _abs_path(doc, f"paths.{key}", raw[key])
     try:
@@ -417,9 +488,11 @@ def _parse_containers(doc: _Doc, raw: dict[str, Any]) -> ContainerDefaults:
     env = _mapping(doc, raw.get("env"), "containers.env")
     try:
         init = _bool(raw.get("init", True))
-        network = _str(raw.get("network", "bridge"))
+        network = _str(raw.get("network", "per-user"))
     except ValueError as exc:
         raise doc.error("containers", str(exc)) from exc
+    if network not in NETWORK_MODES:
+        raise doc.error("containers.network", f"{network!r} is not one of {', '.join(NETWORK_MODES)}")
     return ContainerDefaults(network=network, init=init, env={str(k): str(v) for k, v in env.items()})
 
 
@@ -432,13 +505,69 @@ def _parse_images(doc: _Doc, raw: dict[str, Any]) -> ImageSettings:
         if value is None:
             continue
         try:
-            values[key] = _str(value)
+            if key == "min_free_gb":
+                values[key] = _float(value)
+                if values[key] < 0:
+                    raise ValueError(f"must be 0 or more, got {value}")
+            elif key in ("build_timeout_m", "max_context_mb"):
+                values[key] = _float(value)  # fractions allowed (e.g. 0.1 min in a test)
+                if values[key] <= 0:
+                    raise ValueError(f"must be more than 0, got {value}")
+            else:
+                values[key] = _str(value)
         except ValueError as exc:
             raise doc.error(f"images.{key}", str(exc)) from exc
+    if values.get("build_network") not in (None, *BUILD_NETWORKS):
+        raise doc.error(
+            "images.build_network", f"{values['build_network']!r} is not one of {', '.join(BUILD_NETWORKS)}"
+        )
     if "ca_bundle" in values:
         bundle = Path(values["ca_bundle"])
         values["ca_bundle"] = bundle if bundle.is_absolute() else doc.path.parent / bundle
     return ImageSettings(**values)
+
+
+def _host_port(doc: _Doc, dotted: str, value: Any) -> tuple[str, int]:
+    host, sep, port = str(value).rpartition(":")
+    if not isinstance(value, str) or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise doc.error(dotted, f"{value!r} is not host:port (e.g. 127.0.0.1:9101)")
+    return host.strip("[]"), int(port)
+
+
+def _parse_monitoring(doc: _Doc, raw: dict[str, Any]) -> MonitoringSettings:
+    for key in raw:
+        if key not in MONITORING_KEYS:
+            raise doc.unknown(f"monitoring.{key}", MONITORING_KEYS)
+    if "listen" in raw and raw["listen"] is None:
+        return MonitoringSettings(listen=None)
+    listen = raw.get("listen", "127.0.0.1:9101")
+    return MonitoringSettings(listen=_host_port(doc, "monitoring.listen", listen))
+
+
+def _parse_notify(doc: _Doc, raw: dict[str, Any]) -> NotifySettings:
+    for key in raw:
+        if key not in NOTIFY_KEYS:
+            raise doc.unknown(f"notify.{key}", NOTIFY_KEYS)
+    addresses = _mapping(doc, raw.get("addresses"), "notify.addresses")
+    for user, addr in addresses.items():
+        if not isinstance(addr, str) or "@" not in addr or any(c in addr for c in "\r\n <>,"):
+            raise doc.error(f"notify.addresses.{user}", f"{addr!r} is not an e-mail address")
+    try:
+        sender = _str(raw.get("sender") or "ds01@localhost")
+        domain = _opt(_str)(raw.get("domain"))
+        starttls = _bool(raw.get("starttls", False))
+    except ValueError as exc:
+        raise doc.error("notify", str(exc)) from exc
+    if any(c in sender for c in "\r\n") or (domain and any(c in domain for c in "\r\n @")):
+        raise doc.error("notify", "sender and domain must be one line (domain without @)")
+    smtp = raw.get("smtp")
+    return NotifySettings(
+        smtp=None if smtp is None else _host_port(doc, "notify.smtp", smtp),
+        sender=sender,
+        domain=domain,
+        addresses={str(k): str(v) for k, v in addresses.items()},
+        starttls=starttls,
+    )
 
 
 def config_path() -> Path:
@@ -473,7 +602,12 @@ def load_config(path: Path | None = None) -> Config:
     policies = _parse_keys(
         doc, _mapping(doc, data.get("policies"), "policies"), "policies", POLICY_PARSERS, set()
     )
-    return Config(
+    for key, least in (("events_max_mb", 0.0), ("events_keep", 1)):
+        if key in policies and policies[key] < least:
+            raise doc.error(f"policies.{key}", f"must be at least {least:g}, got {policies[key]}")
+    if policies.get("events_max_mb") == 0:
+        raise doc.error("policies.events_max_mb", "must be more than 0")
+    config = Config(
         source=doc.path,
         defaults=defaults,
         default_group=default_group,
@@ -484,4 +618,10 @@ def load_config(path: Path | None = None) -> Config:
         paths=_parse_paths(doc, _mapping(doc, data.get("paths"), "paths")),
         containers=_parse_containers(doc, _mapping(doc, data.get("containers"), "containers")),
         images=_parse_images(doc, _mapping(doc, data.get("images"), "images")),
+        monitoring=_parse_monitoring(doc, _mapping(doc, data.get("monitoring"), "monitoring")),
+        notify=_parse_notify(doc, _mapping(doc, data.get("notify"), "notify")),
     )
+    from ds01.events import set_rotation  # the whole file parsed: its rotation is the one in force
+
+    set_rotation(int(config.policies.events_max_mb * (1 << 20)), config.policies.events_keep)
+    return config

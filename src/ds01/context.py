@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ds01.docker_gateway import Gateway
 
 
+# nobody / the overflow ids (Debian policy 9.2.2): accounts no lab member has, above UID_MIN all the same
+NOBODY_UIDS = frozenset({65534, 65535, 2**32 - 2, 2**32 - 1})
+
+
 @dataclass
 class Context:
     config: Config
@@ -57,7 +61,7 @@ class Context:
         if not name:
             return self.user
         target = lookup_user(name)
-        if target.uid == 0 or target.uid < uid_min():
+        if target.uid == 0 or target.uid < uid_min() or target.uid in NOBODY_UIDS:
             raise PermissionDenied(
                 f"--user may not name root or a system account ({target.name}, uid {target.uid})",
                 hint="name a lab member's account",

@@ -46,6 +46,7 @@ HOST_CONFIG_KEYS = {
     "shm_size": "ShmSize",
     "pids_limit": "PidsLimit",
     "device_requests": "DeviceRequests",
+    "cgroup_parent": "CgroupParent",
 }
 
 
@@ -291,8 +292,9 @@ class Gateway:
     def kill(self, ref: str, signal: str = "SIGKILL") -> None:
         self._post(ref, "kill", f"kill {ref}", signal=signal)
 
-    def remove(self, ref: str, *, force: bool = False) -> None:
-        query = {"v": "0", "force": _flag(force)}
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        """`volumes`: the container's anonymous volumes go with it (named volumes never do)."""
+        query = {"v": _flag(volumes), "force": _flag(force)}
         self.http.request("DELETE", f"/containers/{_q(ref)}", query=query, what=f"remove {ref}")
 
     def pause(self, ref: str) -> None:
@@ -469,44 +471,37 @@ class Gateway:
         except NotFound:
             return None
 
+    def tag_image(self, ref: str, *, repository: str, tag: str) -> None:
+        """Point `repository:tag` at `ref` (an id or a name); the tag moves off any image that had it."""
+        query = {"repo": repository, "tag": tag}
+        self.http.request("POST", f"/images/{_q(ref)}/tag", query=query, what=f"tag {repository}:{tag}")
+
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         query = {"force": _flag(force), "noprune": "0"}
         self.http.request("DELETE", f"/images/{_q(ref)}", query=query, what=f"remove image {ref}")
 
-    def build(
-        self,
-        *,
-        path: str,
-        dockerfile: str,
-        tag: str,
-        buildargs: Mapping[str, str],
-        labels: Mapping[str, str],
-        nocache: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        """Stream the legacy builder's JSON events (docker-py cannot drive BuildKit)."""
-        options = {"dockerfile": dockerfile, "buildargs": buildargs, "labels": labels, "nocache": nocache}
-        yield from self._build(tag, path=path, **options)
+    # -- networks ---------------------------------------------------------------------------------
+    def network_inspect(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.http.request("GET", f"/networks/{_q(name)}", what=f"network {name}"))
+        except NotFound:
+            return None
 
-    def _build(self, tag: str, **options: Any) -> Iterator[dict[str, Any]]:
-        options.update(buildargs=dict(options["buildargs"]), labels=dict(options["labels"]))
-        with self._errors(f"build {tag}"):
-            yield from self.api.build(tag=tag, rm=True, forcerm=True, decode=True, **options)
+    def network_create(
+        self, name: str, *, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
+        """A bridge network (refused when one of that name exists: the engine would allow duplicates)."""
+        body = {
+            "Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": dict(labels),
+            "Options": dict(options or {}), "Attachable": False, "Internal": False,
+        }  # fmt: skip
+        result = self.http.request("POST", "/networks/create", body=body, what=f"network {name}")
+        return str(result["Id"])
+
+    def network_remove(self, name: str) -> None:
+        self.http.request("DELETE", f"/networks/{_q(name)}", what=f"network {name}")
 
     # -- builds from a prepared context, image users, imports from a file -------------------------
-    def build_archive(
-        self,
-        context: IO[bytes],
-        *,
-        dockerfile: str,
-        tag: str,
-        buildargs: Mapping[str, str],
-        labels: Mapping[str, str],
-        nocache: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        """Like `build`, from a context archive made by `context_archive` (read with the user's rights)."""
-        options = {"dockerfile": dockerfile, "buildargs": buildargs, "labels": labels, "nocache": nocache}
-        yield from self._build(tag, fileobj=context, custom_context=True, **options)
-
     def containers_using(self, image_id: str) -> list[ContainerSummary]:
         """Every container (any state) created from this image or an image built on it."""
         return self._list_containers({"ancestor": [image_id]}, all=True, what=f"image {image_id}")

@@ -77,10 +77,6 @@ def lookup_user(name: str) -> User:
     return _from_pwd(entry)
 
 
-def running_as_root() -> bool:
-    return os.geteuid() == 0
-
-
 def uid_min() -> int:
     """`UID_MIN` of /etc/login.defs (1000 when unset): below it are system accounts."""
     try:

@@ -45,6 +45,30 @@ def normalise_name(raw: str) -> str:
     return name
 
 
+# The Docker reference grammar (distribution/reference): [domain/]path[:tag][@digest], or an image id.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+# A first component is a registry only with a dot, a port or as localhost (as the engine splits names).
+_DOMAIN = (
+    rf"(?:localhost(?::[0-9]+)?|{_DOMAIN_PART}(?:\.{_DOMAIN_PART})+(?::[0-9]+)?"
+    rf"|{_DOMAIN_PART}:[0-9]+|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
+)
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # ASCII only, as the engine's \w
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_IMAGE_REFERENCE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)(?::{_TAG})?(?:@{_DIGEST})?$"
+)
+_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REPOSITORY_MAX = 255
+
+
+
+def is_image_reference(ref: str) -> bool:
+    """A reference the engine could parse: NAME[:TAG][@DIGEST] or an image id (`sha256:` + 64 hex)."""
+    m = _IMAGE_REFERENCE.fullmatch(ref)
+    return bool(_IMAGE_ID.fullmatch(ref) or (m and len(m.group("name")) <= _REPOSITORY_MAX))
+
+
 def container_name(name: str, uid: int) -> str:
     return f"{name}{CONTAINER_SEPARATOR}{uid}"
 

@@ -26,6 +26,15 @@ def _plain(stream: TextIO) -> bool:
         return True
 
 
+# Control characters, line separators and bidi overrides (e.g. from a name or path the user typed).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def one_line(text: str) -> str:
+    """Text as one printable line: control characters shown escaped (`\\n`, `\\x1b`), never acted on."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def strip_markup(text: str) -> str:
     return _MARKUP.sub("", text).replace("\\[", "[")
 
@@ -129,7 +138,7 @@ class Output:
         """One line on stderr (plain: no rich import, no markup surprises), and the JSON object with --json.
         A closed stdout does not hide the failure: the caller still exits with the error's code."""
         with contextlib.suppress(OutputClosed):
-            _write(self.stderr, f"error: {err}\n")
+            _write(self.stderr, f"error: {one_line(str(err))}\n")
         if self.json_mode:
             with contextlib.suppress(OutputClosed):
                 self.json({"error": {"code": err.code, "message": str(err)}})
@@ -142,7 +151,9 @@ class OutputClosed(SystemExit):
         super().__init__(0)
 
 
-def _write(stream: TextIO, text: str) -> None:
+def _write(stream: TextIO | None, text: str) -> None:
+    if stream is None:  # closed before we started (`2>&-`): Python has no stream to say it on
+        return
     try:
         stream.write(text)
         stream.flush()

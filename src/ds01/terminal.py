@@ -20,8 +20,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ds01.errors import UsageError
-
 if TYPE_CHECKING:
     from ds01.client import Client
 
@@ -45,24 +43,23 @@ def open_session(
     user: str | None = None,
     start: bool = False,
 ) -> int:
-    """A shell (no `cmd`) or `cmd` in container `name` as its user, on this terminal or these pipes; `start`
-    starts a stopped container first. Returns the session's exit code."""
+    """A shell (no `cmd`) or `cmd` in container `name` as its user, on this terminal or these pipes (a shell
+    then reads its commands from stdin); `start` starts a stopped container first. Returns the exit code."""
     from ds01.client import path_of
 
     stdin_fd, stdout_fd = _fileno(sys.stdin, 0), _fileno(sys.stdout, 1)
     tty = _isatty(stdin_fd) and _isatty(stdout_fd)
-    if not cmd and not tty:
-        raise UsageError(
-            "no command and no terminal for a shell", hint=f"pass one: container-run {name} -- CMD"
-        )
     body: dict[str, Any] = {"cmd": list(cmd or []), "tty": tty, "stdin": True, "start": start, "user": user}
     stream, result = client.exec_stream(path_of("containers", name, "exec"), body)
     exec_id = str(result["exec_id"])
     with contextlib.closing(stream):
-        if tty:
-            _pump_terminal(client, exec_id, stream, stdin_fd, stdout_fd)
-        else:
-            _pump_pipes(stream, stdin_fd, stdout_fd, _fileno(sys.stderr, 2))
+        try:
+            if tty:
+                _pump_terminal(client, exec_id, stream, stdin_fd, stdout_fd)
+            else:
+                _pump_pipes(stream, stdin_fd, stdout_fd, _fileno(sys.stderr, 2))
+        except BrokenPipeError:  # our stdout was closed (`| head`): stop as a piped command would
+            return 128 + signal.SIGPIPE
     return exit_code(client, exec_id)
 
 

@@ -40,6 +40,8 @@ RUN apt-get update \
         wget \
         vim \
         htop \
+        openssh-server \
+        tmux \
  && rm -rf /var/lib/apt/lists/*
 
 # Python packages of the "rl" project type

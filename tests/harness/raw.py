@@ -13,12 +13,14 @@ from harness.users import TestUser
 
 _SCRIPT = r"""
 import json, socket, sys
-path, method, target = sys.argv[1], sys.argv[2], sys.argv[3]
+path, method, target, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 body = sys.stdin.buffer.read()
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(60)
 s.connect(path)
 head = f"{method} {target} HTTP/1.1\r\nHost: ds01d\r\nConnection: close\r\nContent-Type: application/json\r\n"
+if extra:
+    head += extra + "\r\n"
 head += f"Content-Length: {len(body)}\r\n\r\n"
 try:
     s.sendall(head.encode() + body)
@@ -52,13 +54,25 @@ class Answer:
         return int(err["exit_code"]) if err else 0
 
 
-def request(user: TestUser | None, socket_path: Path, method: str, target: str, body: Any = None) -> Answer:
-    """Send one request as `user` (None: as root) and parse the JSON-lines answer."""
+def request(
+    user: TestUser | None,
+    socket_path: Path,
+    method: str,
+    target: str,
+    body: Any = None,
+    *,
+    upload: bytes | None = None,
+) -> Answer:
+    """Send one request as `user` (None: as root) and parse the JSON-lines answer. With `upload`, the body
+    goes in the X-Ds01-Body header (as for a build) and `upload` is the HTTP body."""
     raw = body if isinstance(body, str) else json.dumps(body if body is not None else {})
-    argv = [sys.executable, "-c", _SCRIPT, str(socket_path), method, target]
+    data, extra = raw.encode(), ""
+    if upload is not None:
+        data, extra = upload, f"X-Ds01-Body: {raw}"
+    argv = [sys.executable, "-c", _SCRIPT, str(socket_path), method, target, extra]
     if user is not None:
         argv = ["runuser", "-u", user.name, "--", *argv]
-    out = subprocess.run(argv, input=raw.encode(), capture_output=True, timeout=120, check=True).stdout
+    out = subprocess.run(argv, input=data, capture_output=True, timeout=120, check=True).stdout
     head, _, rest = out.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return Answer(status, [json.loads(line) for line in rest.splitlines() if line.strip()])

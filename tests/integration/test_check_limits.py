@@ -62,14 +62,31 @@ def test_root_is_admin_and_may_ask_for_any_user(ds01_home, engine_clean, unix_us
     assert json.loads(result.stdout)["user"] == unix_users["bob"].name
 
 
-def test_forged_sudo_uid_from_a_non_root_process_is_ignored(ds01_home, engine_clean, unix_users):
-    # Direct run (no sudo): not root, so SUDO_UID=0 must not make them root; the socket refuses them.
-    result = run_as(unix_users["alice"], "check-limits", "--json", sudo=False, env={"SUDO_UID": "0"})
-    assert result.returncode == 6, result.stderr
-    assert "permission denied on the Docker socket" in result.stderr and "sudo" in result.stderr
+def test_forged_sudo_uid_is_ignored_the_caller_is_who_the_socket_says(ds01_home, engine_clean, unix_users):
+    alice = unix_users["alice"]
+    result = run_as(alice, "check-limits", "--json", env={"SUDO_UID": "0", "SUDO_USER": "root"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["user"] == alice.name
+
+
+def test_an_admin_group_member_may_ask_for_another_user(ds01_home, engine_clean, unix_users):
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    ds01_home.reconfigure(groups={"admin": {"members": [alice.name], "admin": True}})
+    result = run_as(alice, "check-limits", "--user", bob.name, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["user"] == bob.name
+    for target in ("root", "daemon"):
+        refused = run_as(alice, "check-limits", "--user", target, "--json")
+        assert refused.returncode == 5, refused.stdout
+        assert json.loads(refused.stdout)["error"]["code"]
+
+
+def test_without_ds01d_the_command_says_so_with_exit_6(ds01_home, unix_users):
+    result = run_as(unix_users["alice"], "check-limits", env={"DS01_SOCKET": str(ds01_home / "nope.sock")})
+    assert result.returncode == 6 and "ds01d is not running" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_sudo_uid_names_the_acting_user(ds01_home, engine_clean, unix_users):
+def test_the_acting_user_is_the_caller(ds01_home, engine_clean, unix_users):
     result = run_as(unix_users["carol"], "check-limits", "--json")
     assert json.loads(result.stdout)["user"] == unix_users["carol"].name

@@ -24,8 +24,9 @@ def ok(result):
     return result
 
 
-def names(user, *extra):
-    return [e["container"] for e in json.loads(ok(run_as(user, "container-list", "--json", *extra)).stdout)]
+def names(user, *extra, env=None):
+    result = ok(run_as(user, "container-list", "--json", *extra, env=env))
+    return [e["container"] for e in json.loads(result.stdout)]
 
 
 def as_root(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -80,49 +81,70 @@ def test_admin_sees_everyone_and_may_act_for_a_user(two_theses, ds01_home):
     assert stop["user"] == alice.name and stop["details"]["by"] == "root"
 
 
-def test_without_sudo_the_engine_is_refused_with_the_sudo_hint_even_with_a_forged_sudo_uid(
-    ds01_home, engine_clean, unix_users
-):
-    alice = unix_users["alice"]
-    for env in ({}, {"SUDO_UID": "0"}, {"SUDO_UID": str(unix_users["bob"].uid)}):
-        result = run_as(alice, "container-list", sudo=False, env=env)
-        assert result.returncode == 6, result.stderr
-        assert "sudo" in result.stderr and "Traceback" not in result.stderr
+def test_a_forged_environment_changes_nothing_about_who_asks(two_theses):
+    alice, bob = two_theses
+    for env in ({"SUDO_UID": "0"}, {"SUDO_UID": str(bob.uid)}, {"USER": bob.name, "LOGNAME": "root"}):
+        assert names(alice, env=env) == [f"thesis._.{alice.uid}"]
+        assert run_as(alice, "container-list", "--all-users", env=env).returncode == 5
 
 
 @pytest.fixture
-def shared_dirs(unix_users):
-    """Directories outside pytest's closed tmp: one bob keeps to himself, one anyone may read."""
-    top = Path(tempfile.mkdtemp(prefix="ds01d-", dir="/tmp"))
-    top.chmod(0o755)
+def shared_dirs(ds01_home, unix_users):
+    """In the data root: one folder bob keeps to himself, one anyone may read; and one outside any root."""
     bob = unix_users["bob"]
-    private, public = top / "bob-private", top / "public"
+    private, public = ds01_home / "data" / "bob-private", ds01_home / "data" / "public"
     private.mkdir(mode=0o700)
     os.chown(private, bob.uid, bob.gid)
     public.mkdir(mode=0o755)
     (public / "sample.csv").write_text("a,b\n")
-    yield private, public
-    subprocess.run(["rm", "-rf", str(top)], check=False)
+    outside = Path(tempfile.mkdtemp(prefix="ds01d-", dir="/tmp"))
+    outside.chmod(0o755)
+    yield private, public, outside
+    subprocess.run(["rm", "-rf", str(outside)], check=False)
 
 
 def test_data_and_workspace_must_be_the_users_own(ds01_home, engine_clean, unix_users, base_image_ref,
                                                    shared_dirs):  # fmt: skip
-    alice = unix_users["alice"]
-    private, public = shared_dirs
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    private, public, outside = shared_dirs
     image = ["--image", base_image_ref]
     refused = run_as(alice, "container-create", "peek", *image, "--data", str(private))
     assert refused.returncode == 5 and "--data" in refused.stderr
-    assert run_as(alice, "container-create", "peek", *image, "--workspace", str(private)).returncode == 5
+    assert run_as(alice, "container-create", "peek", *image, "--data", str(outside)).returncode == 5
     assert run_as(alice, "container-create", "peek", *image, "--data", str(public / "nope")).returncode == 3
-    assert engine_clean.api.containers(all=True) == []
+    ok(run_as(bob, "container-create", "mine", *image))
+    theirs = ds01_home / "ws" / bob.name / "mine"
+    for ws in (str(theirs), str(private), str(outside), str(ds01_home / "ws" / alice.name)):
+        result = run_as(alice, "container-create", "peek", *image, "--workspace", ws)
+        assert result.returncode == 5, (ws, result.stderr)
+    assert [c["Names"] for c in engine_clean.api.containers(all=True)] == [[f"/mine._.{bob.uid}"]]
 
     ok(run_as(alice, "container-create", "reader", *image, "--data", str(public)))
     result = run_as(alice, "container-run", "reader", "--", "sh", "-c", "cat /data/sample.csv; touch /data/x")
     assert result.returncode != 0 and result.stdout == "a,b\n" and "Read-only" in result.stderr
 
 
+def test_workspace_by_project_name_and_by_path_in_the_users_root(
+    ds01_home, engine_clean, unix_users, base_image_ref
+):
+    alice = unix_users["alice"]
+    image = ["--image", base_image_ref]
+    ok(run_as(alice, "container-create", "one", *image, "--workspace", "shared"))
+    root = ds01_home / "ws" / alice.name
+    ok(run_as(alice, "container-create", "two", *image, "--workspace", str(root / "shared")))
+    for name in ("one", "two"):
+        labels = engine_clean.api.inspect_container(f"{name}._.{alice.uid}")["Config"]["Labels"]
+        assert labels["ds01.workspace"] == str(root / "shared")
+        ok(run_as(alice, "container-run", name, "--", "sh", "-c", f"echo {name} > /workspace/{name}"))
+    assert (root / "shared" / "one").read_text() == "one\n" and (root / "shared" / "two").exists()
+    assert (root / "shared").stat().st_uid == alice.uid
+    assert root.stat().st_uid == 0 and root.stat().st_mode & 0o777 == 0o755
+    deep = run_as(alice, "container-create", "three", *image, "--workspace", str(root / "shared" / "sub"))
+    assert deep.returncode == 5 and "directly in" in deep.stderr
+
+
 def test_bad_names_from_a_real_user_exit_2_with_one_line(ds01_home, engine_clean, unix_users):
-    for name in ("a/b", "..", "   ", "thésis", "x" * 200, "a;rm -rf ~", "$(id)"):
+    for name in ("a/b", "..", "   ", "thésis", "x" * 200, "a;rm -rf ~", "$(id)", "a._.b", f"x._.{0}"):
         result = run_as(unix_users["alice"], "container-create", "--", name)
         assert result.returncode == 2, (name, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "invalid name" in result.stderr

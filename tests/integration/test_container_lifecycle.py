@@ -1,4 +1,4 @@
-"""A real user's container from create to remove, through the lab's sudo rule, on the private engine."""
+"""A real user's container from create to remove, as a client of ds01d, on the private engine."""
 
 from __future__ import annotations
 
@@ -42,7 +42,12 @@ def test_create_uses_the_project_image_and_applies_labels_limits_and_safety(
     assert "no-new-privileges" in hc["SecurityOpt"]
     assert hc["NanoCpus"] == min(8, os.cpu_count() or 1) * 10**9
     assert hc["Memory"] == 32 * 1024**3 and hc["ShmSize"] == 8 * 1024**3 and hc["PidsLimit"] == 4096
-    assert hc["NetworkMode"] == "none" and hc["Binds"] == [f"{workspace}:/workspace:rw"]
+    assert hc["NetworkMode"] == "none" and not hc.get("Binds")
+    # the engine binds ds01d's own staging folder; the workspace is pinned onto it at each start
+    (mount,) = hc["Mounts"]
+    staging = ds01_home / "state" / "mounts" / f"thesis._.{alice.uid}" / "workspace"
+    assert (mount["Type"], mount["Source"], mount["Target"]) == ("bind", str(staging), "/workspace")
+    assert not mount.get("ReadOnly") and staging.stat().st_uid == 0 and os.listdir(staging) == []
     assert cfg["User"] == f"{alice.uid}:{alice.gid}" and cfg["WorkingDir"] == "/workspace"
     assert cfg["Hostname"] == "thesis" and cfg["Cmd"] == ["sleep", "infinity"]
     labels = cfg["Labels"]
@@ -50,6 +55,7 @@ def test_create_uses_the_project_image_and_applies_labels_limits_and_safety(
     assert labels["ds01.user"] == alice.name and labels["ds01.project"] == "thesis"
     assert labels["ds01.interface"] == "atomic" and labels["ds01.workspace"] == str(workspace)
     assert labels["ds01.created_at"].endswith("Z")
+    assert (labels["ds01.gpu.slots"], labels["ds01.gpu.uuids"], labels["ds01.gpu.gpueq"]) == ("", "", "")
     assert "NVIDIA_VISIBLE_DEVICES=void" in cfg["Env"]
 
 
@@ -80,6 +86,11 @@ def test_full_lifecycle_run_pause_stats_stop_remove_and_the_workspace_stays(
     ok(run_as(alice, "container-create", "thesis", "--image", base_image_ref))
     assert "started" in ok(run_as(alice, "container-start", "thesis")).stdout
     assert listed(alice, "thesis")["status"] == "running"
+    staging = ds01_home / "state" / "mounts" / f"thesis._.{alice.uid}"
+    assert os.listdir(staging / "workspace") == []  # pinned for the start only, then detached
+    pid = engine_clean.api.inspect_container(f"thesis._.{alice.uid}")["State"]["Pid"]
+    seen, real = os.stat(f"/proc/{pid}/root/workspace"), (ds01_home / "ws" / alice.name / "thesis").stat()
+    assert (seen.st_dev, seen.st_ino) == (real.st_dev, real.st_ino)  # what ds01d verifies after a start
 
     result = run_as(alice, "container-run", "thesis", "--", "sh", "-c",
                     "id -u; pwd; echo kept > /workspace/note; exit 7")  # fmt: skip
@@ -102,6 +113,7 @@ def test_full_lifecycle_run_pause_stats_stop_remove_and_the_workspace_stays(
     assert listed(alice, "thesis")["status"] == "exited"
     ok(run_as(alice, "container-remove", "thesis"))
     assert listed(alice, "thesis") is None
+    assert not staging.exists()
 
     note = ds01_home / "ws" / alice.name / "thesis" / "note"
     assert note.read_text() == "kept\n" and note.stat().st_uid == alice.uid

@@ -198,8 +198,6 @@ def test_reservation_carries_labels_count_and_attachment(
         labels={"ds01.managed": "true", "ds01.user": "alice", "ds01.uid": "5001"},
     )
     reservation = _reserve(5001, "alice", gpus=1, mig_profile=None, container="x._.5001")
-    from ds01.errors import QuotaExceeded
-
     with reservation as r:
         assert dict(r.labels) == {
             "ds01.gpu.slots": "0.0",
@@ -207,8 +205,6 @@ def test_reservation_carries_labels_count_and_attachment(
             "ds01.gpu.gpueq": "0.2857",
         }
         assert r.attachment.device_ids == ("MIG-two",) and r.container_count == 1
-        with pytest.raises(QuotaExceeded, match="already has 1 of 1 containers"):
-            r.check_container_limit("alice", 1)
     # nothing was created inside the block: no allocate event
     assert not [e for e in read_events(ds01_home / "log") if e["event_type"] == "allocate"]
     reservation = _reserve(5001, "alice", gpus=0, mig_profile=None)
@@ -230,8 +226,30 @@ def test_lock_timeout_is_an_error_and_state_dir_is_made(
     reservation = _reserve(5001, "alice", gpus=0, mig_profile=None)
     with reservation:
         pass
-    assert oct(state.stat().st_mode & 0o7777) == "0o1777"
+    assert oct(state.stat().st_mode & 0o7777) == "0o700" and state.stat().st_uid == 0  # ds01d's alone
+    assert oct((state / "gpu-reservation.lock").stat().st_mode & 0o777) == "0o600"
     with reservation_lock(state):
         reservation = _reserve(5001, "alice", gpus=0, mig_profile=None)
         with pytest.raises(LockTimeout), reservation:
             pytest.fail("the block must not run without the lock")
+
+
+def test_the_container_limit_is_enforced_on_the_real_create_path(
+    ds01_home: Any, engine_clean: Any, base_image_ref: str, unix_users: Any
+) -> None:
+    """`max_containers_per_user` as production checks it: ds01d's create, as a real user, stopped ones
+    counted; the refusal (exit 4, one line) names what they hold and is logged; nothing is created."""
+    from harness.users import run_as
+
+    alice = unix_users["alice"]
+    ds01_home.reconfigure(groups={"one": {"members": [alice.name], "max_containers_per_user": 1}})
+    first = run_as(alice, "container-create", "first", "--image", base_image_ref, "--cpu-only")
+    assert first.returncode == 0, first.stderr
+    second = run_as(alice, "container-create", "second", "--image", base_image_ref, "--cpu-only")
+    assert second.returncode == 4, second.stderr
+    assert "already has 1 of 1 containers: first (created)" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    names = [c.name for c in engine_clean.containers.list(all=True)]
+    assert f"first._.{alice.uid}" in names and f"second._.{alice.uid}" not in names
+    rejects = [e for e in read_events(ds01_home / "log") if e["event_type"] == "reject"]
+    assert [e["container"] for e in rejects] == [f"second._.{alice.uid}"]

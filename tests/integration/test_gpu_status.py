@@ -128,17 +128,22 @@ def test_human_table(held: dict[str, Any]) -> None:
     assert "free" in done.stdout and "allocated 2.71 of 3.86 gpueq, 1.14 free" in done.stdout
 
 
-def test_a_real_user_sees_the_holders_through_sudo(held: dict[str, Any], unix_users: Any) -> None:
+def test_a_real_user_sees_the_holders(held: dict[str, Any], unix_users: Any) -> None:
     done = run_as(unix_users["dave"], "gpu-status", "--json")
     assert done.returncode == 0, done.stderr
     slots = {s["id"]: s for s in json.loads(done.stdout)["slots"]}
     assert slots["0"]["holder"]["user"] == "alice" and slots["2.1"]["holder"]["container"] == "bert"
 
 
-def test_engine_unreachable_is_exit_6(
-    ds01_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+def test_engine_unreachable_is_exit_6(ds01_home: Any, tmp_path: Path) -> None:
+    ds01_home.restart(DOCKER_HOST=f"unix://{tmp_path}/no.sock")  # ds01d's engine, not the client's
     done = gpu_status("--json")
     assert done.returncode == 6 and json.loads(done.stdout)["error"]["code"] == "engine_unavailable"
+    assert "Traceback" not in done.stderr
+
+
+def test_ds01d_unreachable_is_exit_6(ds01_home: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DS01_SOCKET", str(ds01_home / "gone.sock"))
+    done = gpu_status("--json")
+    assert done.returncode == 6 and "ds01d is not running" in json.loads(done.stdout)["error"]["message"]
     assert "Traceback" not in done.stderr

@@ -219,24 +219,18 @@ def test_a_dockerfile_behind_a_folder_the_user_cannot_enter_is_exit_5_not_an_int
 
 
 def test_build_args_carry_the_lab_ca_and_only_its_certificates(
-    ds01_home, engine_clean, unix_users, base_image_ref, monkeypatch
+    ds01_home, engine_clean, unix_users, base_image_ref
 ):
-    from ds01.atomic.build import PlainView
-    from ds01.atomic.images import CreateRequest, create_image
-    from ds01.context import Context
-    from ds01.identity import lookup_user
-
     cert = "-----BEGIN CERTIFICATE-----\nMIIBfakeLabCA0123456789abcdef==\n-----END CERTIFICATE-----"
     bundle = ds01_home / "lab-ca.pem"
     bundle.write_text(f"-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n{cert}\n")
-    monkeypatch.setenv("DS01_CA_BUNDLE", str(bundle))
-    alice = lookup_user(unix_users["alice"].name)
-    ctx = Context.load()
-    ctx.user = alice
-    stream = io.StringIO()
-    req = CreateRequest(name="proxied", framework="python", project_type="custom", base=base_image_ref)
-    result = create_image(ctx, alice, req, lambda title: PlainView(stream))
-    assert result.build is not None and "Step 1/" in stream.getvalue()
-    installed = run_in(engine_clean, result.ref.ref, "cat", "/etc/ssl/certs/ca-certificates.crt")
+    bundle.chmod(0o600)  # root's: ds01d reads it, the user never does
+    ds01_home.reconfigure(images={"ca_bundle": str(bundle)})
+    alice = unix_users["alice"]
+    result = ok(run_as(alice, "image-create", "proxied", "--framework", "python", "--type", "custom",
+                       "--base", base_image_ref))  # fmt: skip
+    assert "Step 1/" in result.stderr
+    image = f"ds01-{alice.uid}/proxied:latest"
+    installed = run_in(engine_clean, image, "cat", "/etc/ssl/certs/ca-certificates.crt")
     assert installed == cert
-    assert (Path(result.dockerfile)).stat().st_uid == alice.uid
+    assert (workspace(ds01_home, alice, "proxied") / "Dockerfile").stat().st_uid == alice.uid

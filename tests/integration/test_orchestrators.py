@@ -19,9 +19,16 @@ pytestmark = pytest.mark.docker
 BIN = Path(sys.executable).parent
 
 
-def as_user_env(user) -> dict[str, str]:
-    """What the lab's sudo rule gives a process: root, with SUDO_UID naming the user."""
-    return dict(os.environ, SUDO_UID=str(user.uid), SUDO_GID=str(user.gid), SUDO_USER=user.name)
+def popen_as(user, *argv: str, **kw) -> subprocess.Popen:
+    """A console script as a real user, in its own process group (so that a kill reaches the client)."""
+    env = [f"{k}={v}" for k, v in os.environ.items() if k in ("DS01_SOCKET", "PATH")]
+    cmd = ["runuser", "-u", user.name, "--", "env", "-i", *env, str(BIN / argv[0]), *argv[1:]]
+    return subprocess.Popen(cmd, start_new_session=True, **kw)
+
+
+def events_of(ds01_home, *types: str) -> list[dict]:
+    lines = (ds01_home / "log" / "events.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if not types or e["event_type"] in types]
 
 
 def sh(user, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -57,6 +64,9 @@ def test_round_trip_workspace_survives_and_gpu_is_free_in_between(
     sh(alice, "container-run", "thesis", "--", "sh", "-c", "echo kept > /workspace/notes.txt")
     retired = json.loads(sh(alice, "container-retire", "thesis", "--yes", "--json").stdout)
     assert retired[0]["gpus_freed"] == [slot]
+    [released] = events_of(ds01_home, "release")
+    assert released["details"]["slots"] == [slot] and released["details"]["reason"] == "retire"
+    assert set(released["details"]) == {"slots", "uuids", "gpueq", "reason"}
     assert slot not in slots_held(json.loads(sh(alice, "gpu-status", "--json").stdout))
     assert ds01_containers(engine_clean, alice.uid) == []
 
@@ -113,6 +123,11 @@ def test_failed_start_leaves_nothing_behind(ds01_home, engine_clean, unix_users,
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert ds01_containers(engine_clean, dave.uid) == []
     assert json.loads(sh(dave, "gpu-status", "--json").stdout) == before
+    [removed] = events_of(ds01_home, "remove")
+    [released] = events_of(ds01_home, "release")
+    assert removed["details"]["reason"] == released["details"]["reason"] == "rollback"
+    assert removed["user"] == released["user"] == dave.name
+    assert set(released["details"]) == {"slots", "uuids", "gpueq", "reason", "by"}
 
 
 def test_deploy_of_a_missing_image_says_how_to_make_one(ds01_home, engine_clean, unix_users):
@@ -122,19 +137,17 @@ def test_deploy_of_a_missing_image_says_how_to_make_one(ds01_home, engine_clean,
 
 
 def test_deploy_killed_at_random_moments_always_recovers(ds01_home, engine_clean, base_image_ref, unix_users):
+    """The deploy runs inside ds01d: a client killed at any moment leaves a finished deploy (or nothing),
+    and running it again gives exactly one running container holding one GPU."""
     erin = unix_users["erin"]
-    env = as_user_env(erin)
-    argv = [str(BIN / "container-deploy"), "job", "--gpus", "1", "--image", base_image_ref, "--background"]
+    argv = ("container-deploy", "job", "--gpus", "1", "--image", base_image_ref, "--background")
     rng = random.Random(20261123)
-    timings = []
-    for _trial in range(20):
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _trial in range(12):
+        proc = popen_as(erin, *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.05, 0.9))
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        start = time.monotonic()
-        again = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True)
-        timings.append(time.monotonic() - start)
+        again = run_as(erin, *argv, "--json")
         assert again.returncode == 0, again.stderr
         containers = ds01_containers(engine_clean, erin.uid)
         assert [c.name for c in containers] == [f"job._.{erin.uid}"]
@@ -144,6 +157,30 @@ def test_deploy_killed_at_random_moments_always_recovers(ds01_home, engine_clean
         assert len(mine) == 1 and held[mine[0]] == (erin.name, "job")
         if rng.random() < 0.5:  # half the trials start from nothing, half from a running container
             sh(erin, "container-retire", "job", "--yes")
+
+
+def test_a_client_gone_before_the_answer_still_gets_its_deploy_done(
+    ds01_home, engine_clean, base_image_ref, unix_users
+):
+    carol = unix_users["carol"]
+    proc = popen_as(
+        carol, "container-deploy", "late", "--gpus", "1", "--image", base_image_ref, "--background",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not (ds01_home / "log" / "events.jsonl").exists() or not events_of(ds01_home, "create"):
+        assert time.monotonic() < deadline, "no create event"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the container exists, the start is under way
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while not events_of(ds01_home, "start"):
+        assert time.monotonic() < deadline, "the deploy did not finish without its client"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    [container] = ds01_containers(engine_clean, carol.uid)
+    container.reload()
+    assert container.status == "running"
 
 
 def test_retire_without_a_terminal_needs_yes(ds01_home, engine_clean, base_image_ref, unix_users):
@@ -213,3 +250,39 @@ def test_retire_with_a_failing_commit_removes_nothing(
     assert result.returncode == 1 and "commit" in result.stderr
     [container] = ds01_containers(engine_clean, bob.uid)
     assert container.status == "running" and container.name == entry["container"]
+
+
+HEAVY = ("docker", "yaml", "pynvml", "rich", "ds01.atomic", "ds01.config", "ds01.orchestrators", "ds01.gpu")
+
+
+def heavy_imports(user, *argv: str) -> list[str]:
+    result = run_as(user, "python", "-X", "importtime", str(BIN / argv[0]), *argv[1:])
+    assert result.returncode == 0, result.stderr
+    names = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    return [n for n in names if n.split(".")[0] in HEAVY or n.startswith(HEAVY)]
+
+
+def test_the_hot_path_imports_no_engine_yaml_gpu_or_rich(ds01_home, engine_clean, base_image_ref, unix_users):
+    frank = unix_users["frank"]
+    deploy = ("container-deploy", "hot", "--cpu-only", "--image", base_image_ref, "--background")
+    assert heavy_imports(frank, *deploy) == []
+    assert heavy_imports(frank, *deploy, "--json") == []
+    assert heavy_imports(frank, "container-retire", "hot", "--yes") == []
+    assert heavy_imports(frank, *deploy) == []
+    assert heavy_imports(frank, "container-retire", "hot", "--yes", "--json") == []
+
+
+def test_deploy_open_runs_a_shell_in_the_workspace_and_passes_its_exit_code(
+    ds01_home, engine_clean, base_image_ref, unix_users
+):
+    dave = unix_users["dave"]
+    result = run_as(
+        dave, "container-deploy", "shelly", "--cpu-only", "--image", base_image_ref, "--open",
+        input="pwd; id -u; exit 7\n",
+    )  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    assert (
+        "Deployed" in result.stdout and "/workspace" in result.stdout and f"\n{dave.uid}\n" in result.stdout
+    )
+    [c] = ds01_containers(engine_clean, dave.uid)
+    assert c.status == "running"  # no terminal: not asked to retire, it stays

@@ -1,4 +1,5 @@
-"""dir-create, git-init and readme-create as a real user through sudo: owned by the user, idempotent."""
+"""dir-create, git-init and readme-create as a real user (a client of ds01d): ds01d makes the workspace
+under `<workspace_root>/<user>`, the client fills it in as the user; idempotent, never overwriting."""
 
 from __future__ import annotations
 
@@ -81,26 +82,33 @@ def test_git_init_sets_up_the_repository_as_the_user_and_changes_nothing_the_sec
     assert again["changed"] is False and (ws / ".gitignore").read_text() == "# mine\n"
 
 
-def test_git_init_adds_lfs_attributes_only_when_asked_or_when_git_lfs_exists(ds01_home, alice):
-    from ds01.atomic.project_files import init_git
-    from ds01.context import Context
-    from ds01.identity import lookup_user
-
-    owner = lookup_user(alice.name)
-    ctx = Context.load()
-    ctx.user = owner
-    without = init_git(ctx, owner, "plain", lfs=False)
-    assert not (without.workspace / ".gitattributes").exists()
+def test_git_init_adds_lfs_attributes_only_when_asked_or_when_git_lfs_exists(tmp_path):
     import shutil
 
+    from ds01.project.git import init_git
+
+    (tmp_path / "plain").mkdir()
+    without = init_git(tmp_path / "plain", lfs=False)
+    assert not (without.workspace / ".gitattributes").exists()
+    (tmp_path / "models").mkdir()
     if shutil.which("git-lfs"):
-        with_lfs = init_git(ctx, owner, "models", lfs=True)
+        with_lfs = init_git(tmp_path / "models", lfs=True)
         attributes = (with_lfs.workspace / ".gitattributes").read_text()
         assert "*.safetensors filter=lfs" in attributes and "enabled git-lfs" in with_lfs.notes
-        assert (with_lfs.workspace / ".gitattributes").stat().st_uid == alice.uid
     else:
         with pytest.raises(Exception, match="lfs"):
-            init_git(ctx, owner, "models", lfs=True)
+            init_git(tmp_path / "models", lfs=True)
+
+
+def test_the_workspace_tree_is_roots_and_the_project_folder_the_users(ds01_home, alice):
+    ok(run_as(alice, "dir-create", "thesis", "--type", "blank"))
+    user_root = ds01_home / "ws" / alice.name
+    st = user_root.lstat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o755)  # alice cannot add or swap anything here
+    project = (user_root / "thesis").lstat()
+    assert project.st_uid == alice.uid and (project.st_mode & 0o777) == 0o750
+    listed = json.loads(ok(run_as(alice, "dir-create", "notes", "--type", "blank", "--json")).stdout)
+    assert listed["created_dirs"] == [str(user_root / "notes")]
 
 
 def test_git_init_and_readme_create_take_the_contracts_type_data_science_or_blank(ds01_home, alice):

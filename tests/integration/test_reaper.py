@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,9 +149,9 @@ def world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     inventory = ds01_home / "gpus.yaml"
-    monkeypatch.setenv("DS01_GPU_INVENTORY", str(inventory))
     w = World(ds01_home, engine_clean, base_image_ref, unix_users["alice"], inventory)
     w.gpu_utilization(0)
+    ds01_home.reconfigure(gpu={"inventory": str(inventory)})  # ds01d's and the in-process passes' alike
     yield w
 
 
@@ -235,7 +236,13 @@ def test_an_idle_gpu_container_is_warned_twice_then_stopped_with_sigterm_and_rem
     assert stopped["user"] == world.alice.name and stopped["container"] == c.name
     assert stopped["details"]["exit_code"] == 0 and stopped["details"]["removed"] is True
     assert "idle_timeout_h" in stopped["details"]["reason"]
-    assert events(world.home, "release")[0]["details"]["slots"] == ["0"]
+    (released,) = events(world.home, "release")
+    (removed,) = events(world.home, "remove")
+    uuids = [c.labels["ds01.gpu.uuids"]]
+    assert released["details"] == {
+        "slots": ["0"], "uuids": uuids, "gpueq": 1.0, "reason": "idle_stop", "by": "reaper",
+    }  # fmt: skip
+    assert removed["details"] == {"reason": "idle_stop", "forced": False, "by": "reaper"}
 
 
 def test_keep_alive_postpones_the_idle_stop_until_it_is_too_old(world: World):
@@ -286,7 +293,7 @@ def test_past_max_runtime_a_container_is_stopped_and_kept_until_its_gpu_hold_pas
     clock.set(finished + timedelta(minutes=16))
     assert entry(run(clock), c)["action"] == "cleanup"
     assert not exists(world.client, c)
-    assert [e["event_type"] for e in events(world.home) if e["event_type"] != "release"] == [
+    assert [e["event_type"] for e in events(world.home) if e["event_type"] not in ("remove", "release")] == [
         "runtime_warning", "runtime_warning", "runtime_stop", "cleanup"]  # fmt: skip
 
 
@@ -382,13 +389,13 @@ def test_a_restarted_reaper_keeps_the_idle_state(world: World):
 
 def test_only_admins_may_run_the_reaper(world: World):
     result = run_as(world.alice, "ds01-reaper", "--once", "--dry-run")
-    assert result.returncode == 5 and "admins only" in result.stderr
+    assert result.returncode == 5 and "only admins" in result.stderr
     assert "Traceback" not in result.stderr
+    denied = events(world.home, "denied")
+    assert denied and denied[-1]["user"] == world.alice.name and "reaper" in denied[-1]["details"]["endpoint"]
 
 
-def test_the_loop_rereads_the_config_survives_a_broken_one_and_stops_on_sigterm(world: World):
-    config = world.home / "resource-limits.yaml"
-    good = config.read_text()
+def test_the_client_loop_asks_ds01d_for_passes_and_stops_on_sigterm(world: World):
     argv = [str(BIN / "ds01-reaper"), "--interval", "0.3", "--json"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -398,18 +405,38 @@ def test_the_loop_rereads_the_config_survives_a_broken_one_and_stops_on_sigterm(
         assert line, proc.stderr.read() if proc.stderr else ""
         return dict(json.loads(line))
 
-    first = next_doc()
-    assert first["checked"] == 0 and first["dry_run"] is False
-    config.write_text(good + "\nbogus_key: 1\n")
-    while "error" not in (doc := next_doc()):
+    assert next_doc()["checked"] == 0
+    c = world.container("late", start=False)
+    while (doc := next_doc())["checked"] == 0:
         pass
-    assert doc["error"]["code"] == "invalid_config" and "bogus_key" in doc["error"]["message"]
-    config.write_text(good)
-    while "error" in (doc := next_doc()):
-        pass
-    assert doc["checked"] == 0, "back to passes once the config is fixed"
+    assert doc["containers"][0]["container"] == c.name and doc["dry_run"] is False
     proc.terminate()
     assert proc.wait(timeout=30) == 0
+
+
+def test_ds01d_runs_the_loop_by_itself_with_the_config_in_force(world: World):
+    """Installing ds01 turns enforcement on: ds01d's own loop removes what its policies say, no command
+    needed; a broken config edit leaves it enforcing the last good one."""
+    from harness import daemon
+
+    c = world.container("never-started", start=False)
+    world.home.reconfigure(
+        gpu={"inventory": str(world.inventory)}, policies={"created_container_timeout_m": 0}
+    )
+    good = world.home.config.read_text()
+    daemon.stop_ds01d(world.home.server)
+    world.home.config.write_text(good)
+    env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PATH", "LANG")}
+    world.home.server = daemon.start_ds01d(world.home.config, world.home.socket, env=env, reaper=True)
+    world.home.config.write_text(good + "\nbogus_key: 1\n")  # broken: the loop keeps the last good config
+    deadline = time.monotonic() + 30
+    while exists(world.client, c):
+        assert time.monotonic() < deadline, world.home.server.log_text()[-2000:]
+        time.sleep(0.2)
+    (cleanup,) = events(world.home, "cleanup")
+    assert cleanup["container"] == c.name and cleanup["user"] == world.alice.name
+    (removed,) = events(world.home, "remove")
+    assert removed["details"]["by"] == "reaper" and removed["details"]["reason"] == "cleanup"
 
 
 def test_warnings_reach_the_shells_inside_the_container(world: World):

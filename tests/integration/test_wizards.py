@@ -1,4 +1,5 @@
-"""The L4 wizards as a newcomer meets them: real Unix users, the private engine, a real terminal."""
+"""The L4 wizards as a newcomer meets them: real Unix users running the commands directly (clients of
+ds01d), the private engine, a real terminal."""
 
 from __future__ import annotations
 
@@ -39,17 +40,40 @@ def owned_by(path: Path, uid: int) -> bool:
     return path.stat().st_uid == uid
 
 
-def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, unix_users):
+@pytest.fixture
+def fresh_home(unix_users):
+    """alice's home without ds01's files; put back as it was afterwards (the accounts outlive a test)."""
     alice = unix_users["alice"]
+    saved = {}
+    for name in ("ds01-quickstart.md", "workspace"):
+        path = alice.home / name
+        if os.path.lexists(path):
+            saved[path] = alice.home / f".{name}.saved-by-test"
+            os.rename(path, saved[path])
+    yield alice
+    for name in ("ds01-quickstart.md", "workspace"):
+        path = alice.home / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+    for path, backup in saved.items():
+        os.rename(backup, path)
+
+
+def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, fresh_home):
+    alice = fresh_home
     quickstart = alice.home / "ds01-quickstart.md"
-    quickstart.unlink(missing_ok=True)
     setup = ok(run_as(alice, "user-setup", "--yes"))
     assert "Host " in setup.stdout and f"User {alice.name}" in setup.stdout
     assert "idle" in setup.stdout and quickstart.exists() and owned_by(quickstart, alice.uid)
+    assert "Attach to Running Container" not in setup.stdout and "container-attach" in setup.stdout
+    link = alice.home / "workspace"
+    assert link.is_symlink() and link.readlink() == ds01_home / "ws" / alice.name
+    assert link.lstat().st_uid == alice.uid  # made by alice herself
 
     start = time.monotonic()
     again = ok(run_as(alice, "user-setup", "--yes"))
     assert "set up already" in again.stdout and time.monotonic() - start < 5
+    assert link.readlink() == ds01_home / "ws" / alice.name
 
     ok(run_as(alice, "project-init", "demo", "--type", "custom", "--framework", "python", "--yes"))
     ws = ds01_home / "ws" / alice.name / "demo"
@@ -70,6 +94,7 @@ def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, u
     )
     assert "Start demo with ds01" in log.stdout
 
+    assert (ws / "Dockerfile").read_text().count("ds01 image recipe") == 1
     launched = json.loads(ok(run_as(alice, "project-launch", "demo", "--background", "--json")).stdout)
     assert launched["image_built"] is True and launched["status"] == "running"
     assert launched["image"] == f"ds01-{alice.uid}/demo:latest"
@@ -108,14 +133,39 @@ def test_project_init_twice_never_overwrites(ds01_home, engine_clean, unix_users
     assert "transformers" in (ws / "requirements.txt").read_text()
 
 
+def test_user_setup_leaves_a_real_workspace_folder_alone_and_says_what_to_do(ds01_home, fresh_home):
+    alice = fresh_home
+    mine = alice.home / "workspace"
+    subprocess.run(["runuser", "-u", alice.name, "--", "mkdir", str(mine)], check=True)
+    (mine / "notes.txt").write_text("mine\n")
+    try:
+        setup = ok(run_as(alice, "user-setup", "--yes", "--no-project"))
+        said = setup.stdout + setup.stderr
+        assert "left as it is" in said and str(ds01_home / "ws" / alice.name) in said
+        assert mine.is_dir() and not mine.is_symlink() and (mine / "notes.txt").read_text() == "mine\n"
+        data = json.loads(ok(run_as(alice, "user-setup", "--yes", "--json")).stdout)
+        assert "mv " in data["workspace_link_advice"] and not mine.is_symlink()
+    finally:
+        subprocess.run(["rm", "-rf", str(mine)], check=True)
+
+
 def test_project_init_adds_a_tool_table_to_an_existing_pyproject(ds01_home, engine_clean, unix_users):
     carol = unix_users["carol"]
+    ok(run_as(carol, "dir-create", "old", "--type", "blank"))
     ws = ds01_home / "ws" / carol.name / "old"
-    ws.mkdir(parents=True)
-    (ws / "pyproject.toml").write_text('[project]\nname = "old"\n')
     subprocess.run(
-        ["chown", "-R", f"{carol.uid}:{carol.gid}", str(ds01_home / "ws" / carol.name)], check=True
+        [
+            "runuser",
+            "-u",
+            carol.name,
+            "--",
+            "sh",
+            "-c",
+            f"printf '[project]\\nname = \"old\"\\n' > {ws}/pyproject.toml",
+        ],
+        check=True,
     )
+    assert (ws / "pyproject.toml").read_text() == '[project]\nname = "old"\n'
     ok(run_as(carol, "project-init", "old", "--type", "ml", "--framework", "pytorch", "--no-git", "--yes"))
     text = (ws / "pyproject.toml").read_text()
     assert text.startswith('[project]\nname = "old"\n') and '[tool.ds01]\ntype = "ml"' in text
@@ -132,9 +182,8 @@ def test_without_a_terminal_a_missing_answer_is_exit_2_naming_the_flag(ds01_home
 def test_launch_without_a_name_lists_projects_to_pick(
     ds01_home, engine_clean, python_base, unix_users, monkeypatch
 ):
+    from ds01.cli.common import connect
     from ds01.cli.project import _pick_project
-    from ds01.context import Context
-    from ds01.identity import lookup_user
     from ds01.wizards.project_launch import list_projects
     from ds01.wizards.prompts import Questionary
 
@@ -146,19 +195,16 @@ def test_launch_without_a_name_lists_projects_to_pick(
             )
         )
     ok(run_as(erin, "project-launch", "beta", "--background"))
-    monkeypatch.setenv("SUDO_UID", str(erin.uid))
-    monkeypatch.setattr(os, "getuid", lambda: 0)
-    ctx = Context.load()
-    owner = lookup_user(erin.name)
-    projects = {p.name: p.image_ready for p in list_projects(ctx, owner)}
+    client = connect()  # root, acting for erin (as an admin at a root shell would)
+    projects = {p.name: p.image_ready for p in list_projects(client, erin.name)}
     assert projects == {"alpha": False, "beta": True}
     with create_pipe_input() as pipe:
         pipe.send_text("\x1b[B\r")  # default is the first project; one down picks beta
-        assert _pick_project(ctx, owner, Questionary(input=pipe, output=DummyOutput())) == "beta"
+        assert _pick_project(client, Questionary(input=pipe, output=DummyOutput()), erin.name) == "beta"
     with create_pipe_input() as pipe:
         # two down: "+ start a new project"; its name; then type, framework, description, dev container
         pipe.send_text("\x1b[B\x1b[B\r" + "gamma\r" + "\r" + "\r" + "a new one\r" + "\r")
-        assert _pick_project(ctx, owner, Questionary(input=pipe, output=DummyOutput())) == "gamma"
+        assert _pick_project(client, Questionary(input=pipe, output=DummyOutput()), erin.name) == "gamma"
     gamma = ds01_home / "ws" / erin.name / "gamma"
     assert (gamma / "Dockerfile").exists() and "a new one" in (gamma / "pyproject.toml").read_text()
     assert (gamma / "Dockerfile").stat().st_uid == erin.uid
@@ -188,14 +234,17 @@ def test_project_launch_open_on_a_real_terminal_then_retire(ds01_home, engine_cl
     env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
     env.update(TERM="xterm", COLUMNS="120", LINES="40")
     pid, fd = pty.fork()
-    if pid == 0:  # the child: the user, on a real terminal, through the lab's sudo rule
+    if pid == 0:  # the child: the user, on a real terminal, running the command directly
         os.execvpe(
             "runuser",
-            ["runuser", "-u", frank.name, "--", "sudo", "-n", str(BIN / "project-launch"), "demo", "--open"],
-            {**env, **{k: v for k, v in env.items()}},
+            ["runuser", "-u", frank.name, "--", str(BIN / "project-launch"), "demo", "--open"],
+            env,
         )
+    finished = False
     try:
-        _read_until(fd, r"[$#] $|[$#] \S*$|/workspace")
+        _read_until(fd, r"container-retire demo when done")  # the summary, then the shell
+        _read_until(fd, r"/workspace [$#] ")
+        os.write(fd, b"\x1b[40;1R")  # the answer to the shell's cursor-position query, as a terminal gives
         os.write(fd, b"echo inside-$((6*7)) $(pwd)\r")
         screen = _read_until(fd, r"inside-42 /workspace")
         assert "inside-42 /workspace" in screen
@@ -203,9 +252,30 @@ def test_project_launch_open_on_a_real_terminal_then_retire(ds01_home, engine_cl
         _read_until(fd, r"Keep demo running")
         os.write(fd, b"n\r")
         _read_until(fd, r"retired demo")
+        finished = True
     finally:
+        if not finished:
+            os.kill(pid, 9)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert engine_clean.containers.list(all=True, filters={"label": f"ds01.uid={frank.uid}"}) == []
     assert (ds01_home / "ws" / frank.name / "demo" / "Dockerfile").exists()
+
+
+def test_project_launch_rebuild_replaces_the_running_container(
+    ds01_home, engine_clean, python_base, unix_users
+):
+    dave = unix_users["dave"]
+    ok(run_as(dave, "project-init", "demo", "--type", "custom", "--framework", "python", "--no-git", "--yes"))
+    first = json.loads(ok(run_as(dave, "project-launch", "demo", "--background", "--json")).stdout)
+    again = json.loads(ok(run_as(dave, "project-launch", "demo", "--background", "--json")).stdout)
+    assert again["image_built"] is False and again["container"] == first["container"]
+    old_id = engine_clean.containers.get(first["container"]).id
+    rebuilt = json.loads(
+        ok(run_as(dave, "project-launch", "demo", "--rebuild", "--background", "--json")).stdout
+    )
+    assert rebuilt["image_built"] is True and rebuilt["status"] == "running"
+    assert engine_clean.containers.get(rebuilt["container"]).id != old_id
+    missing = run_as(dave, "project-launch", "nothing-here", "--background")
+    assert missing.returncode == 3 and "project-init nothing-here" in missing.stderr

@@ -33,6 +33,8 @@ def _send(user, world, route, body):
     if route.method == "GET":
         query = "&".join(f"{k}={v}" for k, v in body.items())
         return request(user, world.socket, "GET", _target(route.pattern) + (f"?{query}" if query else ""))
+    if route.upload:
+        return request(user, world.socket, route.method, _target(route.pattern), body, upload=b"")
     return request(user, world.socket, route.method, _target(route.pattern), body)
 
 

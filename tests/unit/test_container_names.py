@@ -1,4 +1,4 @@
-"""Bad names are refused before anything is touched: exit 2 and one line, no traceback."""
+"""Bad names and bad options are refused by the client before any request: exit 2 and one line."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-BAD = ["a/b", "..", "   ", "thésis", "x" * 200, "a;rm -rf ~", "$(id)", "-dash", "a..b"]
+BAD = ["a/b", "..", "   ", "thésis", "x" * 200, "a;rm -rf ~", "$(id)", "-dash", "a..b", "a._.b", "x._.y._.1"]
 
 
 def run(*argv: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    # an engine address that answers nothing: a name check that reached Docker would exit 6
-    env = dict(
-        os.environ, DOCKER_HOST=f"unix://{tmp}/none.sock", DS01_STATE_DIR=str(tmp), DS01_LOG_DIR=str(tmp)
-    )
+    # a ds01d socket that answers nothing: a check that reached ds01d would exit 6
+    env = dict(os.environ, DS01_SOCKET=f"{tmp}/none.sock")
     env.pop("SUDO_UID", None)
     return subprocess.run(
         [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env, timeout=60
@@ -43,6 +41,20 @@ def test_missing_name_without_a_terminal_exits_2_naming_the_argument(tmp_path):
 def test_cpu_only_with_gpus_is_a_usage_error(tmp_path):
     result = run("container-create", "thesis", "--cpu-only", "--gpus", "1", tmp=tmp_path)
     assert result.returncode == 2 and "--cpu-only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--mig-profile", ""], "--mig-profile"),
+        (["--command", '"unterminated'], "--command"),
+        (["--command", "x", "--image-cmd"], "--image-cmd"),
+    ],
+)
+def test_bad_create_options_are_usage_errors(tmp_path, options, words):
+    result = run("container-create", "thesis", *options, tmp=tmp_path)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_every_command_has_help_with_examples():

@@ -50,7 +50,13 @@ def test_host_config_is_never_privileged_and_adds_no_capability():
     assert hc["privileged"] is False and "cap_add" not in hc
     assert hc["security_opt"] == ["no-new-privileges"]
     assert hc["init"] is True and hc["network_mode"] == "bridge"
-    assert hc["binds"] == ["/home/a/workspace/thesis:/workspace:rw", "/srv/data:/data:ro"]
+    assert "binds" not in hc  # Binds would let dockerd make a missing source as root
+    assert hc["mounts"] == [
+        {"Type": "bind", "Source": "/home/a/workspace/thesis", "Target": "/workspace", "ReadOnly": False,
+         "BindOptions": {"Propagation": "rprivate"}},
+        {"Type": "bind", "Source": "/srv/data", "Target": "/data", "ReadOnly": True,
+         "BindOptions": {"Propagation": "rprivate"}},
+    ]  # fmt: skip
     assert "device_requests" not in hc
 
 
@@ -72,7 +78,8 @@ def test_dry_run_line_is_a_shell_quoted_docker_create():
     assert "ds01.workspace=/home/a/my work" in argv
     assert argv[argv.index("--gpus") + 1] == '"device=GPU-1,GPU-2"'
     assert argv[argv.index("--cpus") + 1] == "2"
-    assert "/srv/data:/data:ro" in argv
+    assert "type=bind,source=/srv/data,target=/data,readonly" in argv
+    assert "--volume" not in argv
 
 
 def test_image_cmd_leaves_the_command_out():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ds01.errors import UsageError
 from ds01.project import dockerfile as recipe
 from ds01.project.catalogue import load_catalogue
-from ds01.errors import UsageError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CATALOGUE = load_catalogue()

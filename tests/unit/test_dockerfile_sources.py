@@ -7,11 +7,11 @@ import io
 import pytest
 
 from ds01.atomic.base_images import debian_mirror, host_apt_sources
-from ds01.atomic.build import PlainView, follow
-from ds01.project.catalogue import load_catalogue
 from ds01.atomic.images import build_args, ca_bundle_pem
 from ds01.errors import OperationFailed, UsageError
 from ds01.identity import User
+from ds01.project.build_view import PlainView, follow
+from ds01.project.catalogue import load_catalogue
 
 
 def test_catalogue_resolves_versions_and_cuda_flavours():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import subprocess
 import sys
@@ -140,12 +139,14 @@ def test_compute_slices_and_gpu_slice_count_set_the_weight(fake_nvml: FakeNvml) 
 
 
 def test_no_library_means_backend_none_with_one_notice(fake_nvml: FakeNvml) -> None:
-    assert ctypes.util.find_library("nvidia-ml") is None, "a real NVML is installed; this test needs none"
+    # the library is named by the setting (a path): a real driver found through ld.so.cache or
+    # LD_LIBRARY_PATH could not stand in for it, so this holds on a GPU machine too
     inv = fake_nvml.probe(None, with_library=False)
     assert inv["backend"] == "none" and inv["gpus"] == []
     assert (
         inv["notice"].startswith("no NVIDIA driver found")
         and "CPU-only containers still work" in inv["notice"]
+        and fake_nvml.absent in inv["notice"]
     )
     explicit = fake_nvml.probe(None, backend="nvml", with_library=False)
     assert explicit["backend"] == "none" and explicit["notice"].startswith("gpu.backend is nvml but")
@@ -168,12 +169,12 @@ def test_nvml_is_initialised_once_however_often_ds01d_probes(fake_nvml: FakeNvml
     script = (
         "from ds01.config import GpuSettings\n"
         "from ds01.gpu.probe import probe_inventory\n"
-        "counts = [len(probe_inventory(GpuSettings(backend='nvml')).gpus) for _ in range(5)]\n"
+        f"settings = GpuSettings(backend='nvml', nvml_library={fake_nvml.library!r})\n"
+        "counts = [len(probe_inventory(settings).gpus) for _ in range(5)]\n"
         "print(counts)\n"
     )
     env = dict(
         os.environ,
-        LD_LIBRARY_PATH=str(fake_nvml.lib_dir),
         DS01_FAKE_NVML_TOPOLOGY=str(topo),
         DS01_FAKE_NVML_INIT_LOG=str(log),
     )
@@ -181,3 +182,34 @@ def test_nvml_is_initialised_once_however_often_ds01d_probes(fake_nvml: FakeNvml
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[2, 2, 2, 2, 2]"
     assert log.read_text().splitlines() == ["init"]
+
+
+def test_the_library_setting_is_what_loads_not_the_loader_search(fake_nvml: FakeNvml, tmp_path) -> None:
+    """LD_LIBRARY_PATH pointing at the fake does not make a driver appear when the setting names an absent
+    path; and the default bare name does go through the loader's search (here: LD_LIBRARY_PATH)."""
+    topo = tmp_path / "topology.txt"
+    topo.write_text(topology([{"uuid": "GPU-aaaa"}]))
+    script = (
+        "import sys\n"
+        "from ds01.config import GpuSettings\n"
+        "from ds01.gpu.probe import probe_inventory\n"
+        "print(len(probe_inventory(GpuSettings(backend='nvml', nvml_library=sys.argv[1])).gpus))\n"
+    )
+    env = dict(os.environ, LD_LIBRARY_PATH=str(fake_nvml.lib_dir), DS01_FAKE_NVML_TOPOLOGY=str(topo))
+    for library, gpus in ((fake_nvml.absent, "0"), ("libnvidia-ml.so.1", "1"), (fake_nvml.library, "1")):
+        done = subprocess.run(
+            [sys.executable, "-c", script, library], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0 and done.stdout.strip() == gpus, (library, done.stdout, done.stderr)
+
+
+def test_the_library_setting_is_validated(tmp_path) -> None:
+    from ds01.config import load_config
+    from ds01.errors import ConfigError
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("gpu:\n  nvml_library: lib/relative.so\n")
+    with pytest.raises(ConfigError, match=r"gpu\.nvml_library"):
+        load_config(cfg)
+    cfg.write_text("gpu:\n  nvml_library: /opt/nvidia/libnvidia-ml.so.1\n")
+    assert load_config(cfg).gpu.nvml_library == "/opt/nvidia/libnvidia-ml.so.1"

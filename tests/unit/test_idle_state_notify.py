@@ -44,17 +44,18 @@ def test_a_damaged_state_file_reads_as_a_fresh_record(tmp_path):
         StateStore(tmp_path).save(ContainerState(id="../../etc/passwd"))
 
 
-def test_a_restarted_container_starts_a_fresh_record():
+def test_a_restarted_container_starts_a_fresh_idle_record_but_keeps_its_runtime_clock():
     record = ContainerState(
-        id=CID, started_at="old", idle_streak=5, idle_warned=[80, 95], runtime_warned=[75]
+        id=CID,
+        started_at="old",
+        idle_streak=5,
+        idle_warned=[80, 95],
+        runtime_warned=[75],
+        first_started_at="first",
     )
     record.reset("new")
-    assert (record.idle_streak, record.idle_warned, record.runtime_warned, record.started_at) == (
-        0,
-        [],
-        [],
-        "new",
-    )
+    assert (record.idle_streak, record.idle_warned, record.started_at) == (0, [], "new")
+    assert (record.runtime_warned, record.first_started_at) == ([75], "first")
 
 
 def test_only_one_reaper_holds_the_lock(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from ds01.project.catalogue import load_catalogue
 from ds01.errors import ExitCode, UsageError
+from ds01.project.catalogue import load_catalogue
 from ds01.wizards.project_init import InitRequest, ask_missing
 from ds01.wizards.prompts import Cancelled, Choice, Defaults, NoTerminal, Questionary, prompter_for
 from ds01.wizards.user_setup import Experience, ask_experience
@@ -111,3 +111,61 @@ def test_user_setup_first_project_declined(keys):
     pipe.send_text(ENTER)  # the default is no
     assert ask_first_project(prompter, None) is None
     assert ask_first_project(Defaults(), "given") == "given"
+
+
+def test_the_wizards_import_questionary_only_to_prompt():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ds01.cli.project, ds01.cli.user, ds01.wizards.project_init, "
+        "ds01.wizards.project_launch, ds01.wizards.user_setup; "
+        "print(sorted(m for m in ('questionary', 'docker', 'ds01.atomic', 'ds01.config') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_limits_in_plain_words():
+    from ds01.wizards.user_setup import plain_limits
+
+    words = plain_limits(
+        {"max_gpu_equivalents": 1.5, "allow_full_gpu": False, "max_containers_per_user": 3, "max_cpus": 8.0,
+         "memory": "32g", "idle_timeout_h": 0.5, "max_runtime_h": None}
+    )  # fmt: skip
+    assert words["GPUs"] == "up to 1.5 GPU(s) at once, counting MIG slices by their size (MIG slices only)"
+    assert words["containers"] == "up to 3 at once" and words["each container"] == "8 CPUs, 32g memory"
+    assert words["idle GPUs"] == "containers idle for 30 min are retired (your workspace stays)"
+    assert words["runtime"] == "no limit"
+    assert plain_limits({"max_gpu_equivalents": 0})["GPUs"].startswith("no GPU quota")
+
+
+def test_the_workspace_link_is_made_once_and_a_real_folder_is_left_alone(tmp_path):
+    from ds01.wizards.user_setup import link_workspace
+
+    target = tmp_path / "srv" / "alice"
+    home = tmp_path / "home"
+    home.mkdir()
+    made, advice = link_workspace(home, target)
+    assert (home / "workspace").is_symlink() and str((home / "workspace").readlink()) == str(target)
+    assert advice == "" and "(new)" in made
+    again, advice = link_workspace(home, target)
+    assert advice == "" and "(new)" not in again
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "workspace").mkdir()
+    (other / "workspace" / "notes.txt").write_text("mine")
+    said, advice = link_workspace(other, target)
+    assert "left as it is" in said and str(target) in advice and "mv " in advice
+    assert (other / "workspace" / "notes.txt").read_text() == "mine" and not (
+        other / "workspace"
+    ).is_symlink()
+
+
+def test_the_vscode_steps_need_no_docker_group():
+    from ds01.wizards.user_setup import vscode_steps
+
+    steps = " ".join(vscode_steps("lab"))
+    assert "Attach to Running Container" not in steps and "container-attach" in steps

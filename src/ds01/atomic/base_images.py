@@ -18,16 +18,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ds01.atomic.build import follow
-from ds01.project.catalogue import LabImage, load_catalogue
-from ds01.atomic.images import ViewFactory
+from ds01.atomic.build import Emit, run_build
 from ds01.context import Context
 from ds01.errors import OperationFailed, PermissionDenied, UsageError
+from ds01.project.catalogue import LabImage, load_catalogue
 
 APT_LIST = Path("/etc/apt/sources.list")
 APT_DIR = Path("/etc/apt/sources.list.d")
 DEFAULT_SUITE = "bookworm"
-PACKAGES = ("python3", "python3-pip")
+# OpenSSH's server and tmux (ssh <project>.ds01) and Debian's notebook server (container-jupyter); debootstrap
+# resolves no virtual packages, so the providers the notebook's dependencies need are named too.
+PACKAGES = (
+    "python3", "python3-pip", "openssh-server", "tmux", "python3-notebook", "python3-cffi-backend",
+    "libboost-regex1.74.0",
+)  # fmt: skip
 IMPORT_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
@@ -132,6 +136,8 @@ def debootstrap_rootfs(target: Path, source: AptSource) -> None:
                 child.unlink()
             elif child.is_dir() and not child.is_symlink() and rel != "var/log":
                 shutil.rmtree(child)
+    for key in (target / "etc/ssh").glob("ssh_host_*"):  # each project brings its own host key
+        key.unlink()
     (target / "workspace").mkdir(exist_ok=True)
     python = target / "usr/local/bin/python"
     if not python.exists() and not python.is_symlink():
@@ -160,16 +166,15 @@ def build_debian_python(
     return BaseResult(image, "debootstrap", time.monotonic() - started, size)
 
 
-def build_from_dockerfile(ctx: Context, lab: LabImage, make_view: ViewFactory) -> BaseResult:
+def build_from_dockerfile(ctx: Context, lab: LabImage, emit: Emit | None = None) -> BaseResult:
+    from ds01.docker_gateway import context_archive
+
     started = time.monotonic()
-    events = ctx.gateway.build(
-        path=str(lab.dockerfile.parent),
-        dockerfile=lab.dockerfile.name,
-        tag=lab.image,
-        buildargs={},
-        labels={},
-    )
-    follow(events, make_view(lab.image))
+    archive, name = context_archive(str(lab.dockerfile.parent), str(lab.dockerfile))
+    try:
+        run_build(ctx, archive, dockerfile=name, tag=lab.image, buildargs={}, labels={}, emit=emit)
+    finally:
+        archive.close()
     size = int((ctx.gateway.image_inspect(lab.image) or {}).get("Size", 0))
     return BaseResult(lab.image, "dockerfile", time.monotonic() - started, size)
 
@@ -186,8 +191,8 @@ def build_bases(
     offline: bool = False,
     mirror: str | None = None,
     suite: str | None = None,
-    make_view: ViewFactory,
     say: Say,
+    emit: Emit | None = None,
 ) -> list[BaseResult]:
     if not ctx.is_admin:
         raise PermissionDenied("only admins build the lab's base images", hint="ask an admin")
@@ -202,7 +207,7 @@ def build_bases(
             results.append(_debian(ctx, lab, mirror, suite, say))
             continue
         try:
-            results.append(build_from_dockerfile(ctx, lab, make_view))
+            results.append(build_from_dockerfile(ctx, lab, emit))
         except OperationFailed as exc:
             if lab.offline != "debian" or not _registry_unreachable(exc):
                 raise

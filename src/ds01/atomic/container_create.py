@@ -7,7 +7,6 @@ inside the reservation so no other command can take the same slot meanwhile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,24 @@ from ds01.atomic.container_spec import IDLE_COMMAND, ContainerSpec, Mount, limit
 from ds01.atomic.container_view import ContainerView, list_entry
 from ds01.atomic.containers import list_views
 from ds01.atomic.gpu_reservation import Reservation, reserve_gpus
-from ds01.atomic.host_paths import DATA_DIR, WORKDIR, check_data_dir, ensure_workspace, workspace_path
+from ds01.atomic.host_paths import (
+    DATA_DIR,
+    WORKDIR,
+    check_data_dir,
+    check_workspace,
+    ensure_workspace,
+    prepare_staging,
+    staging_source,
+    workspace_path,
+)
+from ds01.atomic.user_cgroup import check_fit
+from ds01.atomic.user_cgroup import prepare as user_cgroup_parent
 from ds01.context import Context
 from ds01.docker_gateway import Gateway
 from ds01.errors import NotFound, OperationFailed, PermissionDenied, QuotaExceeded, UsageError
 from ds01.gpu.attach import Attachment
 from ds01.gpu.model import Allocation
-from ds01.identity import User
+from ds01.identity import User, uid_min
 
 
 @dataclass(frozen=True)
@@ -64,24 +74,10 @@ def gpu_request(req: CreateRequest) -> int:
     return req.gpus or 0
 
 
-# The Docker reference grammar (distribution/reference): [domain/]path[:tag][@digest], or an image id.
-_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-IMAGE_REFERENCE = re.compile(
-    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)(?::{_TAG})?(?:@{_DIGEST})?$"
-)
-IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
-NAME_MAX = 255
-
-
 def check_image_reference(ref: str) -> str:
     """A reference the engine could parse (tag, digest, id or short id); anything else is exit 2."""
     ref = ref.strip()
-    m = IMAGE_REFERENCE.fullmatch(ref)
-    if IMAGE_ID.fullmatch(ref) or (m and len(m.group("name")) <= NAME_MAX):
+    if naming.is_image_reference(ref):
         return ref
     shown = ref if len(ref) <= 60 else ref[:57] + "..."
     raise UsageError(
@@ -101,7 +97,8 @@ def check_image_owner(owner: User, ref: str, inspect: Mapping[str, Any]) -> None
         )
 
 
-def resolve_image(gateway: Gateway, image: str | None, name: str, owner: User) -> str:
+def resolve_image(gateway: Gateway, image: str | None, name: str, owner: User) -> tuple[str, dict[str, str]]:
+    """The image reference and the labels it carries (to blank its `ds01.*` ones)."""
     ref = check_image_reference(image) if image else naming.image_name(name, owner.uid)
     raw = gateway.image_inspect(ref)
     if raw is None:
@@ -115,7 +112,7 @@ def resolve_image(gateway: Gateway, image: str | None, name: str, owner: User) -
             hint=f"build it with `image-create {name}`, or pass --image IMG",
         )
     check_image_owner(owner, ref, raw)
-    return ref
+    return ref, dict((raw.get("Config") or {}).get("Labels") or {})
 
 
 def _command(req: CreateRequest) -> tuple[str, ...] | None:
@@ -143,15 +140,23 @@ def build_spec(
     gpu_labels: dict[str, str],
     gpu_ids: tuple[str, ...],
     gpu_env: dict[str, str],
+    inherited: Mapping[str, str] | None = None,
+    network: str | None = None,
+    cgroup_parent: str | None = None,
 ) -> ContainerSpec:
-    labels = naming.base_labels(
+    own = naming.base_labels(
         user=owner.name, uid=owner.uid, project=name, interface=interface, workspace=str(workspace)
     )
-    labels.update(EMPTY_GPU_LABELS)
-    labels.update(gpu_labels)
-    mounts = [Mount(str(workspace), WORKDIR)]
+    own.update(EMPTY_IMAGE_LABELS)
+    own.update(EMPTY_GPU_LABELS)
+    own.update(gpu_labels)
+    labels = container_labels(inherited or {}, own)
+    # the engine mounts ds01d's staging folders; the real ones are pinned onto them at each start
+    docker_name = naming.container_name(name, owner.uid)
+    paths = ctx.config.paths
+    mounts = [Mount(str(staging_source(paths, docker_name, WORKDIR)), WORKDIR)]
     if data is not None:
-        mounts.append(Mount(str(data), DATA_DIR, read_only=True))
+        mounts.append(Mount(str(staging_source(paths, docker_name, DATA_DIR)), DATA_DIR, read_only=True))
     lim = limit_args(ctx.limits_for(owner).limits)
     defaults = ctx.config.containers
     return ContainerSpec(
@@ -163,7 +168,7 @@ def build_spec(
         labels=labels,
         environment=_environment(ctx, gpu_env),
         mounts=tuple(mounts),
-        network=defaults.network,
+        network=network or defaults.network,
         init=defaults.init,
         nano_cpus=lim.nano_cpus,
         mem_limit=lim.mem_limit,
@@ -171,6 +176,7 @@ def build_spec(
         shm_size=lim.shm_size,
         pids_limit=lim.pids_limit,
         gpu_device_ids=gpu_ids,
+        cgroup_parent=cgroup_parent,
     )
 
 
@@ -205,6 +211,11 @@ def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: 
         raise UsageError(f"unknown interface {req.interface!r}")
     name = naming.normalise_name(req.name)
     gpus = gpu_request(req)
+    if owner.uid == 0 or owner.uid < uid_min():
+        raise PermissionDenied(
+            f"{owner.name} (uid {owner.uid}) cannot own a container: containers run as a lab member",
+            hint="pass --user NAME to create one for a lab member",
+        )
     gateway = ctx.gateway  # first contact: no engine (or no sudo) is exit 6 before anything is touched
     docker_name = naming.container_name(name, owner.uid)
     if gateway.find(docker_name) is not None:
@@ -212,25 +223,38 @@ def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: 
             f"{owner.name} already has a container named {name!r}",
             hint=f"start it with container-start {name}, or remove it first",
         )
-    image = resolve_image(gateway, req.image, name, owner)
-    root = ctx.config.paths.workspace_root_for(owner.name, owner.uid, owner.home)
-    workspace, missing = resolve_workspace(
-        owner, req.workspace or root / name, root=None if req.workspace else root
-    )
-    data = check_data_dir(owner, req.data) if req.data else None
+    image, inherited = resolve_image(gateway, req.image, name, owner)
+    paths = ctx.config.paths
+    workspace = workspace_path(paths, owner, req.workspace, name)
+    missing = False
+    try:
+        check_workspace(paths, owner, workspace)
+    except NotFound:
+        missing = True  # made below, inside the reservation (never on a dry run)
+    data = check_data_dir(paths, owner, req.data) if req.data else None
+    network = _network(ctx, owner, dry_run=dry_run)
     limits = ctx.limits_for(owner).limits
+    check_fit(limits)  # a container over the user's totals could never run: exit 4 before anything
+    if not dry_run:
+        from ds01.atomic.images import check_free_space
+
+        check_free_space(ctx, "container")
+    parent = None if dry_run else user_cgroup_parent(ctx, owner, limits)
     try:
         with reserve_gpus(ctx, owner, gpus=gpus, mig_profile=req.mig_profile, container=docker_name) as r:
             _check_count(ctx, owner, r, limits.max_containers_per_user, docker_name)
             ids, env = _attachment(r.attachment)
             spec = build_spec(ctx, owner, name=name, image=image, workspace=workspace, data=data,
                               command=_command(req), interface=req.interface, gpu_labels=dict(r.labels),
-                              gpu_ids=ids, gpu_env=env)  # fmt: skip
+                              gpu_ids=ids, gpu_env=env, inherited=inherited, network=network,
+                              cgroup_parent=parent)  # fmt: skip
             known = {s.uuid: s for s in r.allocation.slots}
             if dry_run:
                 view = ContainerView("", spec.name, "created", image, spec.labels)
-                raise _DryRun(CreateResult(spec, r.allocation, list_entry(view, known), None, bool(missing)))
-            create_dirs(owner, missing)
+                raise _DryRun(CreateResult(spec, r.allocation, list_entry(view, known), None, missing))
+            ensure_workspace(paths, owner, workspace.name)
+            sources = {WORKDIR: str(workspace), **({DATA_DIR: str(data)} if data is not None else {})}
+            prepare_staging(paths, docker_name, sources)
             cid = _create(gateway, spec)
     except _DryRun as dry:
         return dry.result
@@ -238,7 +262,17 @@ def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: 
             gpus=r.allocation.slot_ids, gpueq=r.allocation.gpueq, workspace=str(workspace),
             **({"by": ctx.user.name} if owner.uid != ctx.user.uid else {}))  # fmt: skip
     view = ContainerView(cid, spec.name, "created", image, spec.labels)
-    return CreateResult(spec, r.allocation, list_entry(view, known), cid, bool(missing))
+    return CreateResult(spec, r.allocation, list_entry(view, known), cid, missing)
+
+
+def _network(ctx: Context, owner: User, *, dry_run: bool) -> str:
+    """The container's network (`containers.network`); a dry run names the user's network, makes nothing."""
+    from ds01.atomic.networks import container_network, user_network_name
+
+    mode = ctx.config.containers.network
+    if dry_run:
+        return user_network_name(owner.uid) if mode == "per-user" else mode
+    return container_network(ctx, owner, mode)
 
 
 def _check_count(ctx: Context, owner: User, r: Reservation, limit: int | None, container: str) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ds01 import units
 from ds01.atomic.host_paths import WORKDIR as WORKDIR
 from ds01.config import Limits
 
@@ -34,7 +33,9 @@ class Mount:
         }
 
     def flag(self) -> str:
-        return f"type=bind,source={self.source},target={self.target}" + (",readonly" if self.read_only else "")
+        return f"type=bind,source={self.source},target={self.target}" + (
+            ",readonly" if self.read_only else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ContainerSpec:
     shm_size: int | None = None
     pids_limit: int | None = None
     gpu_device_ids: tuple[str, ...] = ()
+    cgroup_parent: str | None = None  # the owner's parent, when they have per-user totals (user_cgroup.py)
     working_dir: str = WORKDIR
     security_opt: tuple[str, ...] = field(default=SECURITY_OPTS)
 
@@ -69,7 +71,7 @@ class ContainerSpec:
             "privileged": False,
             "security_opt": list(self.security_opt),
         }
-        for key in ("nano_cpus", "mem_limit", "memswap_limit", "shm_size", "pids_limit"):
+        for key in ("nano_cpus", "mem_limit", "memswap_limit", "shm_size", "pids_limit", "cgroup_parent"):
             value = getattr(self, key)
             if value is not None:
                 hc[key] = value
@@ -106,6 +108,8 @@ class ContainerSpec:
         for key, value in self.labels.items():
             argv += ["--label", f"{key}={value}"]
         argv += _limit_flags(self)
+        if self.cgroup_parent:
+            argv += ["--cgroup-parent", self.cgroup_parent]
         if self.gpu_device_ids:
             argv += ["--gpus", f'"device={",".join(self.gpu_device_ids)}"']
         argv.append(self.image)
@@ -157,14 +161,3 @@ def limit_args(limits: Limits, host_cpus: int | None = None) -> LimitArgs:
     # A swap limit needs a memory limit, and may not be below it.
     swap = max(limits.memory_swap, memory) if memory is not None and limits.memory_swap is not None else None
     return LimitArgs(nano, memory, swap, limits.shm_size, limits.pids_limit)
-
-
-def describe_limits(args: LimitArgs) -> str:
-    parts = []
-    if args.nano_cpus:
-        parts.append(f"{args.nano_cpus / 1e9:g} CPUs")
-    if args.mem_limit is not None:
-        parts.append(f"{units.format_size(args.mem_limit)} memory")
-    if args.shm_size is not None:
-        parts.append(f"{units.format_size(args.shm_size)} /dev/shm")
-    return ", ".join(parts) or "no limits"

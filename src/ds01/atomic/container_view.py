@@ -47,10 +47,12 @@ class ContainerView:
 
     @property
     def gpueq(self) -> float:
-        try:
-            return float(self.labels.get(naming.LABEL_GPU_GPUEQ, "0") or 0)
-        except ValueError:
-            return 0.0
+        """The label's GPU equivalents; 0 when blank or not a finite number >= 0 (a corrupt label, which
+        holdings report and never count)."""
+        from ds01.atomic.holdings import parse_gpueq
+
+        value = parse_gpueq(self.labels.get(naming.LABEL_GPU_GPUEQ, ""))
+        return value if value is not None else 0.0
 
     @classmethod
     def from_summary(cls, s: ContainerSummary) -> ContainerView:

@@ -29,12 +29,13 @@ def find_container(ctx: Context, raw_name: str, *, user: str | None = None) -> C
     Not there: exit 3. There but someone else's: exit 5.
     """
     owner = ctx.target_user(user)
-    name = naming.normalise_name(raw_name)
-    base, uid = naming.split_container_name(name)
-    docker_name = name if uid is not None else naming.container_name(name, owner.uid)
+    cleaned = raw_name.strip().lower()
+    base, uid = naming.split_container_name(cleaned)
+    base = cleaned if CONTAINER_ID.fullmatch(cleaned) else naming.normalise_name(base)
+    docker_name = naming.container_name(base, uid if uid is not None else owner.uid)
     raw = ctx.gateway.find(docker_name)
-    if raw is None and CONTAINER_ID.fullmatch(name):
-        raw = ctx.gateway.find(name)
+    if raw is None and CONTAINER_ID.fullmatch(cleaned):
+        raw = ctx.gateway.find(cleaned)
     if raw is None:
         whose = "you have" if owner.uid == ctx.user.uid else f"{owner.name} has"
         raise NotFound(f"{whose} no container named {base!r}", hint="see container-list")
@@ -108,13 +109,55 @@ def check_gpus_present(ctx: Context, view: ContainerView) -> None:
             "(the GPU or MIG layout changed)",
             hint=f"remove it (container-remove {view.name}) and create it again; the workspace stays",
         )
+    from ds01.atomic.holdings import corruption
+
     for other in list_views(ctx, owner=None):
+        if corruption(other.labels) is not None:
+            continue  # corrupt labels hold nothing
         shared = set(other.gpu_uuids) & set(uuids)
         if other.id != view.id and shared:
             raise OperationFailed(
                 f"{view.name} cannot start: {other.user}'s container {other.name} holds the same GPU",
                 hint=f"remove it (container-remove {view.name}) and create it again; the workspace stays",
             )
+
+
+def _owner_of(ctx: Context, view: ContainerView, raw: Mapping[str, object]) -> User:
+    from ds01.identity import lookup_user
+
+    config = raw.get("Config")
+    labels = (config.get("Labels") if isinstance(config, dict) else None) or {}
+    uid = str(labels.get(naming.LABEL_UID, ""))
+    try:
+        return lookup_user(uid) if uid.isdigit() else _no_owner(view, uid)
+    except NotFound:
+        return _no_owner(view, uid)
+
+
+def _no_owner(view: ContainerView, uid: str) -> User:
+    raise PermissionDenied(
+        f"{view.name}: its owner (uid {uid or '?'}) is not an account on this host",
+        hint="an admin may remove it (container-remove --user ...)",
+    )
+
+
+def _start_pinned(ctx: Context, view: ContainerView) -> None:
+    """The engine's start with every bind source judged again and pinned to the judged folder (F4): a folder
+    swapped for a link since create, or a workspace no longer the owner's, stops it; nothing is created."""
+    from ds01.atomic.host_paths import pinned_mounts
+
+    raw = ctx.gateway.inspect(view.id)
+    owner = _owner_of(ctx, view, raw)
+    with pinned_mounts(ctx.config.paths, owner, view.docker_name, raw) as pins:
+        ctx.gateway.start(view.id)
+        pid = int((ctx.gateway.inspect(view.id).get("State") or {}).get("Pid") or 0)
+        wrong = pins.mismatched(pid) if pid > 0 else []
+    if wrong:
+        ctx.gateway.kill(view.id)
+        raise OperationFailed(
+            f"{view.name}: the engine did not mount the checked folder at {', '.join(wrong)}; stopped it",
+            hint="ds01d and dockerd must share a mount namespace (no PrivateMounts/ProtectSystem for ds01d)",
+        )
 
 
 @dataclass(frozen=True)
@@ -131,7 +174,7 @@ def start_container(ctx: Context, view: ContainerView) -> StartResult:
         log(ctx, "unpause", view)
         return StartResult(view, "unpaused")
     check_gpus_present(ctx, view)
-    ctx.gateway.start(view.id)
+    _start_pinned(ctx, view)
     log(ctx, "start", view)
     return StartResult(view, "started")
 
@@ -168,10 +211,12 @@ def remove_container(ctx: Context, view: ContainerView, *, force: bool = False) 
         raise OperationFailed(
             f"{view.name} is {view.state}", hint=f"stop it first (container-stop {view.name}) or pass --force"
         )
-    ctx.gateway.remove(view.id, force=force)
-    log(ctx, "remove", view, forced=force)
-    if view.gpu_slots:
-        log(ctx, "release", view, slots=view.gpu_slots, uuids=view.gpu_uuids, gpueq=view.gpueq)
+    from ds01.atomic.removal import remove_and_release
+
+    remove_and_release(ctx, view, reason="remove", force=force)
+    from ds01.atomic.host_paths import forget_staging
+
+    forget_staging(ctx.config.paths, view.docker_name)
 
 
 # -- pause / logs -----------------------------------------------------------------------------------
@@ -194,11 +239,6 @@ def unpause_container(ctx: Context, view: ContainerView) -> None:
 def container_logs(
     ctx: Context, view: ContainerView, *, follow: bool = False, tail: int | None = None
 ) -> Iterator[bytes]:
+    """The main process's output; the iterator has `close()` (ends a followed stream) when the engine
+    stream has one."""
     return ctx.gateway.logs(view.id, follow=follow, tail="all" if tail is None else tail)
-
-
-def summary_counts(views: list[ContainerView]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for v in views:
-        counts[v.state] = counts.get(v.state, 0) + 1
-    return counts

@@ -21,6 +21,7 @@ from ds01.atomic.holdings import foreign_holdings, gpu_holdings
 from ds01.atomic.removal import remove_and_release
 from ds01.context import Context
 from ds01.errors import Ds01Error, NotFound, OperationFailed, QuotaExceeded
+from ds01.events import check_writable, crash_point
 from ds01.gpu.allocator import allocate_slots
 from ds01.gpu.attach import Attachment, attachment_for
 from ds01.gpu.lock import reservation_lock
@@ -40,14 +41,6 @@ class Reservation:
     container_count: int  # the owner's existing ds01 containers, stopped ones included
     labels: Mapping[str, str] = field(default_factory=dict)  # ds01.gpu.* labels; empty for CPU-only
     inventory: Inventory | None = None
-
-    def check_container_limit(self, owner: str, limit: int | None) -> None:
-        """`max_containers_per_user`, checked under the same lock as the GPUs."""
-        if limit is not None and self.container_count >= limit:
-            raise QuotaExceeded(
-                f"{owner} already has {self.container_count} of {limit} containers",
-                hint="remove one you no longer need (container-remove NAME)",
-            )
 
 
 def gpu_labels(allocation: Allocation) -> dict[str, str]:
@@ -80,6 +73,10 @@ def reserve_gpus(
     """Lock, read holdings, reclaim expired holds, allocate; the lock is held until the block ends."""
     state_dir = ctx.config.paths.state_dir
     ensure_state_dir(state_dir)
+    # nothing is created that could not be recorded: a full or read-only state or log dir refuses first
+    check_writable(state_dir, "ds01 state")
+    ensure_state_dir(ctx.config.paths.log_dir)
+    check_writable(ctx.config.paths.log_dir, "ds01 event log")
     wants_gpu = gpus > 0 or bool(mig_profile)
     with reservation_lock(state_dir, timeout=LOCK_TIMEOUT_S):
         inventory = probe_inventory(ctx.config.gpu) if wants_gpu else None
@@ -106,6 +103,7 @@ def reserve_gpus(
             labels=gpu_labels(allocation),
             inventory=inventory,
         )
+        crash_point("reserve.after_create")
         # a dry run leaves the block without creating anything: log only what really came to exist
         if allocation.slots and (container is None or ctx.gateway.find(container) is not None):
             ctx.log(

@@ -12,7 +12,7 @@ from ds01.gpu.probe import probe_inventory
 
 
 def _reader(config: Config) -> Gateway:
-    """The gateway talks to a Unix socket without docker-py: start-up time matters here."""
+    """A fresh engine connection, when the caller (ds01d passes its request's gateway) gave none."""
     from ds01.docker_gateway import connect
 
     return connect()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -116,8 +118,8 @@ def gpu_holdings(
     holdings: list[Holding] = []
     for c in containers:
         slots = [s for s in c.labels.get(naming.LABEL_GPU_SLOTS, "").split(",") if s]
-        if not slots or not is_managed(c):
-            continue
+        if not slots or not is_managed(c) or corruption(c.labels) is not None:
+            continue  # a corrupt one holds nothing; `corrupt_containers` reports it
         uuids = c.labels.get(naming.LABEL_GPU_UUIDS, "").split(",")
         user = c.labels.get(naming.LABEL_USER, "?")
         uid = _int(c.labels.get(naming.LABEL_UID, ""))
@@ -134,7 +136,7 @@ def gpu_holdings(
             if ended is not None:
                 since = ended.strftime("%Y-%m-%dT%H:%M:%SZ")
                 reclaimable = hold_h is not None and (now - ended).total_seconds() > hold_h * 3600
-        total = _float(c.labels.get(naming.LABEL_GPU_GPUEQ, ""))
+        total = parse_gpueq(c.labels.get(naming.LABEL_GPU_GPUEQ, "")) or 0.0
         weights = _slot_weights(slots, uuids, total, inventory)
         for i, slot in enumerate(slots):
             holdings.append(
@@ -161,17 +163,71 @@ def _int(value: str) -> int:
         return -1
 
 
-def _float(value: str) -> float:
+def parse_gpueq(value: str) -> float | None:
+    """A `ds01.gpu.gpueq` label: a finite number >= 0, else None (corrupt: `nan`, `inf`, `-1`, `x`)."""
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return 0.0
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """A ds01 container whose GPU labels do not parse: it holds nothing, and `ds01 doctor` lists it."""
+
+    container_id: str
+    container: str
+    user: str
+    uid: int
+    slots: str
+    gpueq: str
+    reason: str
+
+
+def corruption(labels: Mapping[str, str]) -> str | None:
+    """Why a container's GPU labels are corrupt, or None when they are sound (blank = CPU-only is sound)."""
+    slots = [s for s in labels.get(naming.LABEL_GPU_SLOTS, "").split(",") if s]
+    raw = labels.get(naming.LABEL_GPU_GPUEQ, "")
+    if not slots:
+        return None
+    if parse_gpueq(raw) is None:
+        return f"ds01.gpu.gpueq {raw!r} is not a finite number >= 0"
+    uuids = [u for u in labels.get(naming.LABEL_GPU_UUIDS, "").split(",") if u]
+    if len(uuids) != len(slots):
+        return f"{len(slots)} slots but {len(uuids)} GPU UUIDs"
+    return None
+
+
+def corrupt_containers(containers: Sequence[ContainerSummary]) -> list[Corrupt]:
+    """The ds01 containers among `containers` whose GPU labels are corrupt (see `corruption`)."""
+    out = []
+    for c in containers:
+        if not is_managed(c):
+            continue
+        why = corruption(c.labels)
+        if why is not None:
+            out.append(
+                Corrupt(
+                    container_id=c.id,
+                    container=c.name,
+                    user=c.labels.get(naming.LABEL_USER, "?"),
+                    uid=_int(c.labels.get(naming.LABEL_UID, "")),
+                    slots=c.labels.get(naming.LABEL_GPU_SLOTS, ""),
+                    gpueq=c.labels.get(naming.LABEL_GPU_GPUEQ, ""),
+                    reason=why,
+                )
+            )
+    return out
 
 
 def foreign_holdings(
     gateway: Gateway, containers: Sequence[ContainerSummary], inventory: Inventory
 ) -> list[Holding]:
-    """Slots that containers ds01 did not make reach through their device requests (never reclaimed)."""
+    """Slots that containers ds01 did not make reach through their device requests (never reclaimed), and
+    slots with compute processes outside any ds01 container (`outside_holdings`)."""
     holdings: list[Holding] = []
     for c in containers:
         if is_managed(c):
@@ -195,6 +251,106 @@ def foreign_holdings(
                     container_id=c.id,
                 )
             )
+    taken = {h.slot_id for h in holdings}
+    return holdings + [h for h in outside_holdings(inventory, containers) if h.slot_id not in taken]
+
+
+OUTSIDE_STATUS = "outside ds01"
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class OutsideUse:
+    """Compute processes on a slot that belong to no ds01 container: a host job, or a container ds01 did
+    not make. The slot is busy: no one is given it while they run."""
+
+    slot: Slot
+    pids: tuple[int, ...]  # empty: the backend counts processes but names none
+    users: tuple[str, ...]
+
+    def describe(self) -> str:
+        if not self.pids:
+            return f"in use outside ds01 ({self.slot.processes} compute processes, pid unknown)"
+        shown = ", ".join(f"pid {p}, {u}" for p, u in zip(self.pids, self.users, strict=True))
+        return f"in use outside ds01 ({shown})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slot": self.slot.id,
+            "uuid": self.slot.uuid,
+            "pids": list(self.pids),
+            "users": list(self.users),
+            "processes": self.slot.processes,
+        }
+
+
+def _process_container(pid: int, proc: Path = PROC) -> str | None:
+    """The container id in a process's cgroup path (any driver, any parent), or None for a host process."""
+    try:
+        text = (proc / str(pid) / "cgroup").read_text()
+    except OSError:
+        return None
+    found = _CONTAINER_ID.findall(text)
+    return found[-1] if found else None
+
+
+def _process_user(pid: int, proc: Path = PROC) -> str:
+    import pwd
+
+    try:
+        uid = os.stat(proc / str(pid)).st_uid
+    except OSError:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def outside_uses(inventory: Inventory, containers: Sequence[ContainerSummary]) -> list[OutsideUse]:
+    """Every slot with a compute process that runs in no ds01 container (NVML's host pids, or the simulated
+    inventory's `processes`). A process in a ds01 container is that container's business, not this."""
+    managed = {c.id for c in containers if is_managed(c)}
+    out = []
+    for slot in inventory.slots():
+        if not slot.pids:
+            if slot.processes > 0 and not _held_by_label(slot, containers):
+                out.append(OutsideUse(slot, (), ()))
+            continue
+        pids = tuple(p for p in slot.pids if _process_container(p) not in managed)
+        if pids:
+            out.append(OutsideUse(slot, pids, tuple(_process_user(p) for p in pids)))
+    return out
+
+
+def _held_by_label(slot: Slot, containers: Sequence[ContainerSummary]) -> bool:
+    """A count without pids on a slot a ds01 container holds: its own processes, as far as we can tell."""
+    return any(
+        is_managed(c)
+        and c.state in HOLDING_STATES
+        and slot.id in c.labels.get(naming.LABEL_GPU_SLOTS, "").split(",")
+        for c in containers
+    )
+
+
+def outside_holdings(inventory: Inventory, containers: Sequence[ContainerSummary]) -> list[Holding]:
+    """Slots busy with processes outside ds01, as holdings that count for no user's quota (uid -1)."""
+    holdings = []
+    for use in outside_uses(inventory, containers):
+        who = ", ".join(sorted(set(use.users))) or "?"
+        holdings.append(
+            Holding(
+                slot_id=use.slot.id,
+                uuid=use.slot.uuid,
+                gpueq=use.slot.gpueq,
+                user=who,
+                uid=-1,
+                container="pid " + (", ".join(str(p) for p in use.pids) or "unknown"),
+                status=use.describe(),
+                since="",
+            )
+        )
     return holdings
 
 

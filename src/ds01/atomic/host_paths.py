@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,10 @@ def opened(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def _walk_checked(user: User, root: Path, rel: Sequence[str], want_last: int, what: str, raw: str) -> None:
+def _walk_checked(user: User, root: Path, rel: Sequence[str], want_last: int, what: str, raw: str) -> int:
     """Walk `root/rel` without links; the user must be able to enter every folder on the way below the root
-    (checked before the next name is looked up) and get `want_last` on the last one."""
+    (checked before the next name is looked up) and get `want_last` on the last one. Returns an O_PATH
+    descriptor of that last folder (the caller closes it)."""
     gids = user_gids(user)
     denied = PermissionDenied(f"{what} {raw}: {user.name} may not read it", hint=_DATA_HINT)
     try:
@@ -140,8 +142,10 @@ def _walk_checked(user: User, root: Path, rel: Sequence[str], want_last: int, wh
             st = os.fstat(fd)
         if not may(user, st, want_last, gids):
             raise denied
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 _DATA_HINT = "use a folder under a data root or one of your workspaces (ask an admin for a data root)"
@@ -187,10 +191,14 @@ def _user_root_fd(paths: PathSettings, owner: User, *, create: bool) -> int:
                     os.fchown(real, 0, 0)
                     os.fchmod(real, USER_ROOT_MODE)
     except (_Symlink, NotADirectoryError):
-        raise PermissionDenied(f"the workspace root {base} is not a plain folder", hint="tell an admin") from None
+        raise PermissionDenied(
+            f"the workspace root {base} is not a plain folder", hint="tell an admin"
+        ) from None
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
-            raise NotFound(f"{base / owner.name} does not exist", hint="run project-init or dir-create") from None
+            raise NotFound(
+                f"{base / owner.name} does not exist", hint="run project-init or dir-create"
+            ) from None
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise PermissionDenied(f"{base / owner.name} is a symbolic link", hint="tell an admin") from None
         raise
@@ -251,8 +259,9 @@ def _not_theirs(paths: PathSettings, owner: User, name: str) -> PermissionDenied
     )
 
 
-def check_workspace(paths: PathSettings, owner: User, path: Path) -> None:
-    """An existing workspace (at every start): directly in `<root>/<owner>`, a real folder of the owner."""
+def open_workspace(paths: PathSettings, owner: User, path: Path) -> int:
+    """An existing workspace, directly in `<root>/<owner>` and a real folder of the owner: its O_PATH
+    descriptor (the caller closes it)."""
     root = user_root(paths, owner)
     rel = inside(path, root)
     if rel is None or len(rel) != 1:
@@ -262,37 +271,40 @@ def check_workspace(paths: PathSettings, owner: User, path: Path) -> None:
         )
     ufd = _user_root_fd(paths, owner, create=False)
     try:
-        with _dir_fd(rel[0], ufd) as fd:
-            if os.fstat(fd).st_uid != owner.uid:
-                raise _not_theirs(paths, owner, rel[0])
+        fd = os.open(rel[0], WALK_FLAGS, dir_fd=ufd)
     except FileNotFoundError:
-        raise NotFound(
-            f"workspace {path} is missing", hint=f"make it again: dir-create {rel[0]}"
-        ) from None
+        raise NotFound(f"workspace {path} is missing", hint=f"make it again: dir-create {rel[0]}") from None
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise _not_theirs(paths, owner, rel[0]) from None
         raise
     finally:
         os.close(ufd)
+    if os.fstat(fd).st_uid != owner.uid:
+        os.close(fd)
+        raise _not_theirs(paths, owner, rel[0])
+    return fd
+
+
+def check_workspace(paths: PathSettings, owner: User, path: Path) -> None:
+    os.close(open_workspace(paths, owner, path))
 
 
 # -- --data ---------------------------------------------------------------------------------------------
-def check_data_dir(paths: PathSettings, owner: User, raw: str) -> Path:
+def open_data_dir(paths: PathSettings, owner: User, raw: str) -> tuple[Path, int]:
     """`--data DIR`: inside a data root, or inside one of the owner's workspaces; a folder the owner could
-    read and enter. Outside those: the same refusal whether the path exists or not (nothing is opened)."""
+    read and enter: (path, O_PATH descriptor). Outside those: the same refusal whether the path exists or
+    not (nothing is opened)."""
     path = clean_path(raw, "--data")
     for root in [real_root(r) for r in paths.data_roots]:
         rel = inside(path, root)
         if rel is not None:
-            _walk_checked(owner, root, rel, READ | EXEC, "--data", raw)
-            return path
+            return path, _walk_checked(owner, root, rel, READ | EXEC, "--data", raw)
     uroot = user_root(paths, owner)
     rel = inside(path, uroot)
     if rel:  # a workspace or a folder in one; the user root itself is not a workspace
         check_workspace(paths, owner, uroot / rel[0])
-        _walk_checked(owner, uroot / rel[0], rel[1:], READ | EXEC, "--data", raw)
-        return path
+        return path, _walk_checked(owner, uroot / rel[0], rel[1:], READ | EXEC, "--data", raw)
     roots = ", ".join(str(r) for r in paths.data_roots) or "none configured"
     raise PermissionDenied(
         f"--data {raw}: only folders under a data root ({roots}) or your workspaces may be mounted",
@@ -300,7 +312,24 @@ def check_data_dir(paths: PathSettings, owner: User, raw: str) -> Path:
     )
 
 
-# -- at every start -------------------------------------------------------------------------------------
+def check_data_dir(paths: PathSettings, owner: User, raw: str) -> Path:
+    path, fd = open_data_dir(paths, owner, raw)
+    os.close(fd)
+    return path
+
+
+# -- at every start: judged again, then pinned ---------------------------------------------------------
+# A check followed by dockerd resolving the same path again would leave a window (a folder swapped for a
+# link with renameat2(RENAME_EXCHANGE) right after the check). So a container's bind sources are never the
+# user's paths: they are ds01d's own empty folders `<state_dir>/mounts/<container>/{workspace,data}`. At each
+# start ds01d opens the real folder without following links, checks it, bind-mounts exactly that opened
+# folder (`/proc/self/fd/N`) onto the staging folder, starts the container, and detaches the staging mount
+# again (the container keeps its own copy). The real paths are kept in `<state_dir>/mounts/<container>.json`.
+MS_BIND = 4096
+MNT_DETACH = 2
+SLOTS = {WORKDIR: "workspace", DATA_DIR: "data"}
+
+
 @dataclass(frozen=True)
 class HostMount:
     source: str
@@ -320,15 +349,145 @@ def host_mounts(inspect: Mapping[str, Any]) -> list[HostMount]:
     return out
 
 
-def check_mounts(paths: PathSettings, owner: User, inspect: Mapping[str, Any]) -> None:
-    """Before every start: each bind source judged again as at create (dockerd resolves it anew)."""
-    for m in host_mounts(inspect):
-        if m.kind == "bind" and m.target == WORKDIR:
-            check_workspace(paths, owner, clean_path(m.source, "workspace"))
-        elif m.kind == "bind" and m.target == DATA_DIR:
-            check_data_dir(paths, owner, m.source)
-        else:
-            raise PermissionDenied(
-                f"the container mounts {m.source or m.kind} at {m.target}, which ds01 does not allow",
-                hint="remove it and create it again with container-create",
-            )
+def staging_root(paths: PathSettings) -> Path:
+    return paths.state_dir / "mounts"
+
+
+def staging_source(paths: PathSettings, container: str, target: str) -> Path:
+    return staging_root(paths) / container / SLOTS[target]
+
+
+def _record_path(paths: PathSettings, container: str) -> Path:
+    return staging_root(paths) / f"{container}.json"
+
+
+def prepare_staging(paths: PathSettings, container: str, sources: Mapping[str, str]) -> None:
+    """The staging folders (root's, empty) and the record of the real sources, made before the container."""
+    folder = staging_root(paths) / container
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for target in sources:
+        os.makedirs(folder / SLOTS[target], mode=0o700, exist_ok=True)
+    tmp = _record_path(paths, container).with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(dict(sources), f)
+    os.replace(tmp, _record_path(paths, container))
+
+
+def forget_staging(paths: PathSettings, container: str) -> None:
+    """After a remove: the record and the (empty, unmounted) staging folders; anything else stays."""
+    with contextlib.suppress(OSError):
+        _record_path(paths, container).unlink()
+    folder = staging_root(paths) / container
+    for slot in SLOTS.values():
+        with contextlib.suppress(OSError):
+            (folder / slot).rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _recorded(paths: PathSettings, container: str) -> dict[str, str]:
+    try:
+        with open(_record_path(paths, container), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise PermissionDenied(
+            f"{container}: ds01d has no record of its mounts",
+            hint="remove it and create it again (the workspace stays)",
+        )
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _open_source(paths: PathSettings, owner: User, target: str, source: str) -> int:
+    if target == WORKDIR:
+        return open_workspace(paths, owner, clean_path(source, "workspace"))
+    return open_data_dir(paths, owner, source)[1]
+
+
+def _refuse(m: HostMount) -> PermissionDenied:
+    return PermissionDenied(
+        f"the container mounts {m.source or m.kind} at {m.target}, which ds01 does not allow",
+        hint="remove it and create it again with container-create",
+    )
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _bind(fd: int, target: Path) -> None:
+    import ctypes
+
+    if _libc().mount(f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bind mount onto {target}: {os.strerror(err)}")
+
+
+def _detach(target: Path) -> None:
+    _libc().umount2(str(target).encode(), MNT_DETACH)
+
+
+@dataclass
+class Pins:
+    """The folders pinned for one start: target -> O_PATH descriptor of the judged folder."""
+
+    folders: dict[str, int] = field(default_factory=dict)
+
+    def mismatched(self, pid: int) -> list[str]:
+        """The targets where the started container (its process `pid`) does not see the pinned folder, e.g.
+        when ds01d and the engine do not share a mount namespace. A process already gone is not judged."""
+        wrong = []
+        for target, fd in self.folders.items():
+            want = os.fstat(fd)
+            try:
+                seen = os.stat(f"/proc/{pid}/root{target}", follow_symlinks=False)
+            except OSError:
+                continue
+            if (seen.st_dev, seen.st_ino) != (want.st_dev, want.st_ino):
+                wrong.append(target)
+        return wrong
+
+
+@contextlib.contextmanager
+def pinned_mounts(
+    paths: PathSettings, owner: User, container: str, inspect: Mapping[str, Any]
+) -> Iterator[Pins]:
+    """For the `with` block (the engine's start): every bind source judged again as at create and pinned
+    to the folder that was judged. A mount ds01 does not make (Binds, another target) is refused."""
+    record: dict[str, str] | None = None
+    fds: list[int] = []
+    mounted: list[Path] = []
+    pins = Pins()
+    try:
+        for m in host_mounts(inspect):
+            if m.kind != "bind" or m.target not in SLOTS:
+                raise _refuse(m)
+            stage = staging_source(paths, container, m.target)
+            if m.source != str(stage):  # made before staging: judged, not pinned
+                os.close(_open_source(paths, owner, m.target, m.source))
+                continue
+            record = record if record is not None else _recorded(paths, container)
+            if m.target not in record:
+                raise _refuse(m)
+            fd = _open_source(paths, owner, m.target, record[m.target])
+            fds.append(fd)
+            os.makedirs(stage, mode=0o700, exist_ok=True)
+            _bind(fd, stage)
+            mounted.append(stage)
+            pins.folders[m.target] = fd
+        yield pins
+    finally:
+        for stage in reversed(mounted):
+            _detach(stage)
+        for fd in fds:
+            os.close(fd)
+
+
+def check_mounts(paths: PathSettings, owner: User, inspect: Mapping[str, Any], container: str = "") -> None:
+    """The judgement of `pinned_mounts` without starting anything."""
+    with pinned_mounts(paths, owner, container, inspect):
+        pass

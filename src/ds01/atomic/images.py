@@ -1,55 +1,41 @@
-"""Per-project images: image-create, image-list, image-update, image-delete.
+"""Per-project images inside ds01d: list, info, build (from a context the client uploads), delete.
 
-An image is `ds01-<uid>/<name>:latest`, built from the Dockerfile in the project's workspace (the source of
-truth). Ownership is the image's `ds01.uid` label. No command here ever deletes or overwrites anything in a
-workspace: edits keep a `.bak`, and deleting an image leaves the Dockerfile where it is.
+An image is `ds01-<uid>/<name>:latest`; ownership is its `ds01.uid` label, which ds01d sets last on every
+build. The client edits the recipe in the workspace with the user's own rights and uploads the context;
+ds01d never opens a path in a workspace. Before a build, every image the Dockerfile reads (`FROM`,
+`COPY --from`, `--mount=from=`, `ONBUILD`) is inspected: another user's image is refused (exit 5).
+Another user's container never blocks deleting one's own image: the tag goes, their layers stay.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
+import tarfile
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ds01 import naming
-from ds01.project import dockerfile as recipe
-from ds01.atomic import user_files
-from ds01.atomic.build import BuildResult, BuildView, follow
-from ds01.project.catalogue import Catalogue, load_catalogue
-from ds01.atomic.project_files import ensure_workspace, workspace_path
 from ds01.config import ImageSettings
 from ds01.context import Context
 from ds01.docker_gateway import ContainerSummary
-from ds01.errors import NotFound, OperationFailed, PermissionDenied, UsageError
+from ds01.errors import Ds01Error, NoCapacity, NotFound, OperationFailed, PermissionDenied, UsageError
 from ds01.identity import User, lookup_user
+from ds01.project import dockerfile as recipe
+
+if TYPE_CHECKING:
+    from ds01.project.catalogue import Catalogue
 
 DOCKERFILE = "Dockerfile"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 CA_BUNDLE_ENV = "DS01_CA_BUNDLE"
 _FULL_REF = re.compile(r"^ds01-(\d+)/([a-z0-9][a-z0-9_.-]*)(:latest)?$")
+_OWNED_NAME = re.compile(r"^ds01-(\d+)/")  # any tag in a user's namespace
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
-
-DOCKERIGNORE = """\
-# ds01: what an image build does not need (keeps data and results out of the build context)
-data/
-models/
-results/
-checkpoints/
-wandb/
-mlruns/
-.git/
-.cache/
-**/__pycache__/
-**/.ipynb_checkpoints/
-*.bak
-"""
-
-ViewFactory = Callable[[str], BuildView]
 
 
 @dataclass(frozen=True)
@@ -76,63 +62,14 @@ class ImageInfo:
     containers: tuple[str, ...]
     dockerfile: str
 
+    labels: Mapping[str, str] = field(default_factory=dict)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "image": self.image, "id": self.id, "size": self.size, "created": self.created,
             "framework": self.framework, "type": self.project_type, "user": self.user, "uid": self.uid,
-            "containers": list(self.containers), "dockerfile": self.dockerfile,
+            "containers": list(self.containers), "dockerfile": self.dockerfile, "labels": dict(self.labels),
         }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CreateRequest:
-    name: str
-    framework: str | None = None
-    project_type: str | None = None
-    dockerfile: Path | None = None
-    base: str | None = None
-    pip: tuple[str, ...] = ()
-    apt: tuple[str, ...] = ()
-    build: bool = True
-    no_cache: bool = False
-    interface: str = "atomic"
-
-
-@dataclass
-class CreateResult:
-    ref: ImageRef
-    dockerfile: Path
-    wrote_dockerfile: bool = False
-    regenerated: bool = False
-    backup: Path | None = None
-    build: BuildResult | None = None
-    build_command: str = ""
-    info: ImageInfo | None = None
-
-
-@dataclass(frozen=True)
-class UpdateRequest:
-    add: tuple[str, ...] = ()
-    add_system: tuple[str, ...] = ()
-    remove: tuple[str, ...] = ()
-    requirements_file: Path | None = None
-    rebuild: bool = False
-    no_cache: bool = False
-
-
-@dataclass
-class UpdateResult:
-    ref: ImageRef
-    dockerfile: Path
-    edited: list[Path] = field(default_factory=list)
-    backups: list[Path] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    build: BuildResult | None = None
-    old_image_id: str | None = None
-    stale: list[ContainerSummary] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +78,14 @@ class DeleteResult:
     image_id: str
     removed_containers: list[str] = field(default_factory=list)
     dockerfile: str = ""
+    untagged_only: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "deleted": True, "image": self.ref.ref, "id": self.image_id,
+            "removed_containers": self.removed_containers, "untagged_only": self.untagged_only,
+            "dockerfile_kept": self.dockerfile,
+        }  # fmt: skip
 
 
 # -- names and ownership --------------------------------------------------------------------------------
@@ -225,154 +170,307 @@ def build_args(
     return args
 
 
-def build_command(ref: ImageRef, dockerfile: Path) -> str:
-    args = " ".join(f"--build-arg {k}={v}" for k, v in build_args(ref.owner, {}).items())
-    return f"docker build -t {ref.ref} {args} -f {dockerfile} {dockerfile.parent}"
+# -- builds (the context is uploaded by the client) ----------------------------------------------------
+
+MAX_UPLOAD = 4 << 30  # the most ds01d ever reads of an upload (images.max_context_mb is the cap in force)
+MAX_DOCKERFILE = 1 << 20
+_CHUNK = 1 << 16
+# Keys only ds01d sets on a build: never taken from the client, always set last (over any Dockerfile LABEL).
+RESERVED_LABELS = (
+    naming.LABEL_MANAGED, naming.LABEL_USER, naming.LABEL_UID, naming.LABEL_PROJECT, naming.LABEL_INTERFACE,
+    naming.LABEL_CREATED_AT, naming.LABEL_WORKSPACE, naming.LABEL_GPU_SLOTS, naming.LABEL_GPU_UUIDS,
+    naming.LABEL_GPU_GPUEQ, naming.LABEL_COMMITTED_FROM,
+)  # fmt: skip
+INTERFACES = ("atomic", "orchestration", "wizard")
+ONBUILD_DEPTH = 4
 
 
-def build_image(
-    ctx: Context,
-    ref: ImageRef,
-    dockerfile: Path,
-    make_view: ViewFactory,
-    *,
-    no_cache: bool = False,
-    interface: str = "atomic",
-) -> BuildResult:
-    """Build `ds01-<uid>/<name>:latest` from the Dockerfile; its folder is the build context."""
-    from ds01.docker_gateway import context_archive
+@dataclass(frozen=True)
+class BuildRequest:
+    name: str
+    dockerfile: str = DOCKERFILE
+    labels: Mapping[str, str] = field(default_factory=dict)
+    interface: str = "atomic"
+    no_cache: bool = False
 
-    owner = ref.owner
-    labels = naming.base_labels(
-        user=owner.name,
-        uid=owner.uid,
-        project=ref.name,
-        interface=interface,
-        workspace=str(workspace_path(ctx, owner, ref.name)),
-    )
-    labels[naming.LABEL_DOCKERFILE] = str(dockerfile)
-    args = build_args(owner, settings=ctx.config.images)
-    with user_files.as_owner(owner):  # the context holds only what the owner may read
-        archive, name_in_context = context_archive(str(dockerfile.parent), str(dockerfile))
+
+def human_size(n: int) -> str:
+    """`64 MiB`, `50 KiB`, `4 GiB` (one decimal when not whole)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+def _discard(upload: IO[bytes], length: int) -> None:
+    """Read and drop a refused upload (never more than MAX_UPLOAD), so the client reads the answer."""
+    left = length if length <= MAX_UPLOAD else 0
+    while left > 0 and (chunk := upload.read(min(_CHUNK, left))):
+        left -= len(chunk)
+
+
+def receive_context(upload: IO[bytes], length: int, limit: int = MAX_UPLOAD) -> IO[bytes]:
+    """The uploaded archive, spooled to an unnamed root-only file (exactly `length` bytes, capped: the
+    announced length is checked before one byte is kept, and never more than it is read)."""
+    if length <= 0:
+        raise UsageError("the build context is empty", hint="send the project folder as a tar archive")
+    limit = min(limit, MAX_UPLOAD)
+    if length > limit:
+        _discard(upload, length)
+        raise UsageError(
+            f"the build context is {human_size(length)}, over the {human_size(limit)} ds01d accepts"
+            " (images.max_context_mb)",
+            hint="list data, models and results in the project's .dockerignore",
+        )
+    spool = tempfile.TemporaryFile(prefix="ds01-build-")  # noqa: SIM115 - the caller closes it
+    left = length
     try:
-        events = ctx.gateway.build_archive(
-            archive, dockerfile=name_in_context, tag=ref.ref, buildargs=args, labels=labels, nocache=no_cache
-        )
-        result = follow(events, make_view(ref.ref))
+        while left:
+            chunk = upload.read(min(_CHUNK, left))
+            if not chunk:
+                raise UsageError("the build context ended early", hint="the client went away; try again")
+            spool.write(chunk)
+            left -= len(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _member_name(name: str) -> str:
+    return os.path.normpath(name).lstrip("/") if name not in ("", ".") else name
+
+
+def dockerfile_from_context(archive: IO[bytes], name: str) -> str:
+    """The Dockerfile's text as the builder will read it: a regular member of the archive, at most 1 MiB."""
+    wanted = _member_name(name)
+    if "/" in wanted or wanted in ("", ".", ".."):  # top level: no folder (or link) on the way to it
+        raise UsageError(f"the Dockerfile {name!r} must be at the top of the build context")
+    try:
+        with tarfile.open(fileobj=archive, mode="r:") as tar:
+            found = None
+            for member in tar:
+                if _member_name(member.name) == wanted:
+                    found = member  # the last one wins, as in the engine
+            if found is None:
+                raise UsageError(f"the build context has no {name}", hint="put the Dockerfile in the project")
+            if not found.isreg():
+                raise UsageError(f"{name} in the build context is not a regular file", hint="no links")
+            if found.size > MAX_DOCKERFILE:
+                raise UsageError(f"{name} is over 1 MiB")
+            extracted = tar.extractfile(found)
+            assert extracted is not None
+            data = extracted.read(MAX_DOCKERFILE + 1)
+    except tarfile.TarError as exc:
+        raise UsageError(f"the build context is not a valid tar archive: {exc}") from None
     finally:
-        archive.close()
+        archive.seek(0)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{name} is not UTF-8 text") from None
+
+
+def _labels_of(raw: Mapping[str, Any]) -> Mapping[str, str]:
+    return (raw.get("Config") or {}).get("Labels") or {}
+
+
+def check_references(
+    ctx: Context, owner: User, refs: Sequence[str], catalogue: Catalogue | None = None, depth: int = 0
+) -> None:
+    """Refuse (exit 5) any image the build would read that carries another user's `ds01.uid`, however it
+    is named (tag, id, short id, digest); the `ONBUILD` steps of the images it reads are checked too."""
+    for ref in refs:
+        raw = ctx.gateway.image_inspect(ref)
+        tags = (ref, *((raw or {}).get("RepoTags") or ()))
+        named = {int(m[1]) for t in tags if (m := _OWNED_NAME.match(str(t)))}
+        uid = _labels_of(raw).get(naming.LABEL_UID) if raw is not None else None
+        if uid not in (None, "", str(owner.uid)) or named - {owner.uid}:
+            raise PermissionDenied(
+                f"the build reads {ref}, another user's image",
+                hint="build FROM your own images or public ones",
+            )
+        if raw is None:
+            if catalogue is not None and any(lab.image == ref for lab in catalogue.lab_images):
+                raise OperationFailed(
+                    f"the lab base image {ref} is not built on this host",
+                    hint="ask an admin to run `ds01 image build-base`, or build FROM another image",
+                )
+            continue  # not on this host: the builder pulls it from a registry
+        onbuild = (raw.get("Config") or {}).get("OnBuild") or []
+        if onbuild and depth < ONBUILD_DEPTH:
+            triggers = "\n".join(f"ONBUILD {t!s}" for t in onbuild)
+            check_references(ctx, owner, recipe.image_references(triggers), None, depth + 1)
+
+
+def build_labels(ctx: Context, owner: User, req: BuildRequest) -> dict[str, str]:
+    """The client's recipe labels (never a reserved key), then every ds01 key set by ds01d, last."""
+    labels = {
+        k: v for k, v in req.labels.items() if k not in RESERVED_LABELS and not k.startswith("ds01.gpu.")
+    }
+    labels.update(
+        naming.base_labels(
+            user=owner.name, uid=owner.uid, project=req.name, interface=req.interface,
+            workspace=str(ctx.config.paths.workspace_root_for(owner.name) / req.name),
+        )
+    )  # fmt: skip
+    labels.update({naming.LABEL_GPU_SLOTS: "", naming.LABEL_GPU_UUIDS: "", naming.LABEL_GPU_GPUEQ: ""})
+    return labels
+
+
+# -- one previous image, rollback, pruning, free space ---------------------------------------------------
+PREVIOUS = "previous"
+
+
+def previous_ref(ref: ImageRef) -> str:
+    return f"{naming.image_name(ref.name, ref.owner.uid).rpartition(':')[0]}:{PREVIOUS}"
+
+
+def check_free_space(ctx: Context, what: str) -> None:
+    """Refuse (exit 4) a build or create when the engine's data root has less than `images.min_free_gb`
+    free, saying how much is free. Only where the engine is on this host (its data root is ours to read)."""
+    from ds01.engine_api import unix_socket_path
+
+    need_gb = ctx.config.images.min_free_gb
+    if need_gb <= 0 or unix_socket_path(ctx.gateway.address) is None:
+        return
+    try:
+        root = str(ctx.gateway.info().get("DockerRootDir") or "")
+        st = os.statvfs(root)
+    except (OSError, Ds01Error):
+        return  # no reading: the engine itself reports a full disk
+    free_gb = st.f_bavail * st.f_frsize / (1 << 30)
+    if free_gb < need_gb:
+        raise NoCapacity(
+            f"only {free_gb:.1f} GB free on the engine's data root {root}: a {what} needs "
+            f"images.min_free_gb ({need_gb:g} GB)",
+            hint="ask an admin to free space (docker system df; old images: image-delete NAME)",
+        )
+
+
+def _owned_by(raw: Mapping[str, Any], owner: User) -> bool:
+    return str(_labels_of(raw).get(naming.LABEL_UID, "")) == str(owner.uid)
+
+
+def prune_image(ctx: Context, image_id: str, *, reason: str) -> bool:
+    """Remove a ds01 image that has no tag left and no container on it (any user's); True when it went."""
+    raw = ctx.gateway.image_inspect(image_id)
+    if raw is None:
+        return False
+    labels = _labels_of(raw)
+    tags = [t for t in raw.get("RepoTags") or [] if t != "<none>:<none>"]
+    if labels.get(naming.LABEL_MANAGED) != "true" or tags or ctx.gateway.containers_using(image_id):
+        return False
+    try:
+        ctx.gateway.remove_image(image_id)
+    except Ds01Error:  # in use by now, or a child image: a later pass tries again
+        return False
     ctx.log(
-        "image_build",
-        None,
-        user=owner.name,
-        image=ref.ref,
-        image_id=result.image_id,
-        seconds=round(result.seconds, 1),
-        dockerfile=str(dockerfile),
-        no_cache=no_cache,
-    )
-    return result
+        "image_prune", None, user=labels.get(naming.LABEL_USER) or "root", image_id=image_id,
+        project=labels.get(naming.LABEL_PROJECT, ""), size=int(raw.get("Size", 0)), reason=reason,
+    )  # fmt: skip
+    return True
 
 
-# -- image-create ----------------------------------------------------------------------------------------
+def prune_images(ctx: Context) -> list[str]:
+    """The lifecycle loop's sweep: ds01 images with no tag (an older build) and no container go."""
+    gone = []
+    for image in ctx.gateway.images(labels=[naming.MANAGED_FILTER]):
+        if any(t != "<none>:<none>" for t in image.tags):
+            continue
+        if prune_image(ctx, image.id, reason="untagged ds01 image without a container"):
+            gone.append(image.id)
+    return gone
 
 
-def _resolve_dockerfile_arg(owner: User, raw: Path) -> Path:
-    path = Path(os.path.abspath(raw.expanduser()))
-    with user_files.as_owner(owner), contextlib.suppress(OSError):  # unreadable: read_text says so below
-        if path.is_dir():
-            path = path / DOCKERFILE
-    user_files.read_text(owner, path)  # exists and the owner may read it
-    return path
+def keep_previous(ctx: Context, ref: ImageRef, old_id: str | None, new_id: str) -> str | None:
+    """After a build replaced `:latest`, the image it replaced becomes `:previous`: exactly one previous is
+    kept, and the one before it goes unless a container still runs it (then the lifecycle loop prunes it
+    once the container is gone)."""
+    if not old_id or old_id == new_id:
+        return None
+    repository = previous_ref(ref).rpartition(":")[0]
+    before = ctx.gateway.image_inspect(previous_ref(ref))
+    ctx.gateway.tag_image(old_id, repository=repository, tag=PREVIOUS)
+    if before is not None and str(before["Id"]) not in (old_id, new_id):
+        prune_image(ctx, str(before["Id"]), reason=f"{ref.name}: replaced as the previous image")
+    return old_id
 
 
-def _base_for(catalogue: Catalogue, req: CreateRequest, old: Mapping[str, str]) -> tuple[str, str]:
-    """(base image, framework label): the flags, else the old recipe's, else the catalogue's default."""
-    if req.framework:
-        choice = catalogue.resolve(req.framework)
-        return req.base or choice.image, choice.label
-    if req.base:
-        return req.base, old.get(naming.LABEL_FRAMEWORK) or "custom"
-    if old.get(naming.LABEL_BASE_IMAGE):
-        return old[naming.LABEL_BASE_IMAGE], old.get(naming.LABEL_FRAMEWORK) or "custom"
-    choice = catalogue.resolve(catalogue.default_framework)
-    return choice.image, choice.label
-
-
-def _spec(
-    catalogue: Catalogue, req: CreateRequest, ref: ImageRef, workspace: Path, old: Mapping[str, str]
-) -> recipe.DockerfileSpec:
-    base_image, framework = _base_for(catalogue, req, old)
-    kind = catalogue.project_type(
-        req.project_type or old.get(naming.LABEL_PROJECT_TYPE) or catalogue.default_type
-    )
-    requirements = user_files.exists(ref.owner, workspace / recipe.REQUIREMENTS)
-    apt, pip = catalogue.packages(kind.name)
-    return recipe.DockerfileSpec(
-        project=ref.name,
-        base_image=base_image,
-        framework=framework,
-        project_type=kind.name,
-        apt=tuple(dict.fromkeys(apt + req.apt)),
-        pip=tuple(
-            dict.fromkeys((() if requirements else pip) + req.pip)
-        ),  # a requirements.txt replaces the set
-        requirements=requirements,
-    )
-
-
-def _check_base_present(ctx: Context, catalogue: Catalogue, base: str) -> None:
-    """A lab base that was never built cannot be pulled from anywhere: say who can fix it."""
-    if any(lab.image == base for lab in catalogue.lab_images) and ctx.gateway.image_inspect(base) is None:
-        raise OperationFailed(
-            f"the lab base image {base} is not built on this host",
-            hint="ask an admin to run `ds01 image build-base`, or pass --base IMAGE",
+def rollback_image(ctx: Context, ref: ImageRef) -> dict[str, Any]:
+    """`image-update NAME --rollback`: `:previous` becomes `:latest` and the current one `:previous`."""
+    latest = _inspect(ctx, ref)
+    _check_owner(ctx, ref, latest)
+    prev = ctx.gateway.image_inspect(previous_ref(ref))
+    if prev is None or not _owned_by(prev, ref.owner):
+        raise NotFound(
+            f"image {ref.name} has no previous image to go back to",
+            hint="image-update keeps one: the image a rebuild replaced",
         )
-
-
-def create_image(ctx: Context, owner: User, req: CreateRequest, make_view: ViewFactory) -> CreateResult:
-    ref = ImageRef(owner, naming.normalise_name(req.name))
-    recipe.check_pip(req.pip)
-    recipe.check_apt(req.apt)
-    catalogue = load_catalogue(ctx.config.source)
-    if req.dockerfile is not None:
-        result = CreateResult(ref, _resolve_dockerfile_arg(owner, req.dockerfile))
-    else:
-        result = _write_recipe(ctx, catalogue, ref, req)
-    result.build_command = build_command(ref, result.dockerfile)
-    if not req.build:
-        return result
-    if result.wrote_dockerfile or result.regenerated:
-        base = recipe.read_labels(user_files.read_text(owner, result.dockerfile)).get(
-            naming.LABEL_BASE_IMAGE, ""
-        )
-        _check_base_present(ctx, catalogue, base)
-    result.build = build_image(
-        ctx, ref, result.dockerfile, make_view, no_cache=req.no_cache, interface=req.interface
+    latest_id, prev_id = str(latest["Id"]), str(prev["Id"])
+    repository = previous_ref(ref).rpartition(":")[0]
+    ctx.gateway.tag_image(prev_id, repository=repository, tag="latest")
+    ctx.gateway.tag_image(latest_id, repository=repository, tag=PREVIOUS)
+    ctx.log(
+        "image_rollback", None, user=ref.owner.name, image=ref.ref, image_id=prev_id, previous_id=latest_id,
+        **({"by": ctx.user.name} if ctx.user.uid != ref.owner.uid else {}),
+    )  # fmt: skip
+    stale = sorted(
+        naming.split_container_name(c.name)[0]
+        for c in ctx.gateway.containers_using(latest_id)
+        if c.labels.get(naming.LABEL_UID) == str(ref.owner.uid)
     )
-    result.info = image_info(ctx, ref)
-    return result
+    return {
+        "image": ref.ref, "id": prev_id, "previous_id": latest_id, "stale_containers": stale,
+        "info": image_info(ctx, ref).as_dict(),
+    }  # fmt: skip
 
 
-def _write_recipe(ctx: Context, catalogue: Catalogue, ref: ImageRef, req: CreateRequest) -> CreateResult:
-    owner = ref.owner
-    workspace, _ = ensure_workspace(ctx, owner, ref.name)
-    path = workspace / DOCKERFILE
-    result = CreateResult(ref, path)
-    asked = req.framework or req.project_type or req.base or req.pip or req.apt
-    if user_files.exists(owner, path):
-        old = user_files.read_text(owner, path)
-        if not (asked and recipe.is_generated(old)):
-            return result  # the user's recipe wins; it is built as it is
-        spec = _spec(catalogue, req, ref, workspace, recipe.read_labels(old))
-        spec = recipe.DockerfileSpec(**{**spec.__dict__, "additions": recipe.additions(old)})
-        result.backup = user_files.replace_with_backup(owner, path, recipe.render(spec))
-        result.regenerated = True
-        return result
-    spec = _spec(catalogue, req, ref, workspace, {})
-    result.wrote_dockerfile = user_files.write_new(owner, path, recipe.render(spec))
-    user_files.write_new(owner, workspace / ".dockerignore", DOCKERIGNORE)
-    return result
+def build_upload(
+    ctx: Context,
+    owner: User,
+    req: BuildRequest,
+    archive: IO[bytes],
+    emit: Callable[[Mapping[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Build `ds01-<uid>/<name>:latest` from an uploaded context, after checking every image it reads."""
+    from ds01.atomic.build import run_build
+    from ds01.project.catalogue import load_catalogue
+
+    name = naming.normalise_name(req.name)
+    req = BuildRequest(name, req.dockerfile, req.labels, req.interface, req.no_cache)
+    ref = ImageRef(owner, name)
+    args = build_args(owner, settings=ctx.config.images)
+    text = dockerfile_from_context(archive, req.dockerfile)
+    refs = recipe.image_references(text, args)
+    check_references(ctx, owner, refs, load_catalogue(ctx.config.source))
+    check_free_space(ctx, "build")
+    old = ctx.gateway.image_inspect(ref.ref)
+    result = run_build(
+        ctx, archive, dockerfile=_member_name(req.dockerfile), tag=ref.ref, buildargs=args,
+        labels=build_labels(ctx, owner, req), nocache=req.no_cache, emit=emit, owner=owner,
+    )  # fmt: skip
+    ctx.log(
+        "image_build", None, user=owner.name, image=ref.ref, image_id=result.image_id,
+        seconds=round(result.seconds, 1), no_cache=req.no_cache,
+        dockerfile=req.labels.get(naming.LABEL_DOCKERFILE, ""),
+        **({"by": ctx.user.name} if ctx.user.uid != owner.uid else {}),
+    )  # fmt: skip
+    stale: list[str] = []
+    old_id = str(old["Id"]) if old else None
+    previous = keep_previous(ctx, ref, old_id, result.image_id) if old and _owned_by(old, owner) else None
+    if old_id and old_id != result.image_id:
+        stale = sorted(
+            naming.split_container_name(c.name)[0]
+            for c in ctx.gateway.containers_using(old_id)
+            if c.labels.get(naming.LABEL_UID) == str(owner.uid)
+        )
+    return {
+        "image": ref.ref, "id": result.image_id, "steps": result.steps, "seconds": round(result.seconds, 1),
+        "old_id": old_id, "stale_containers": stale, "info": image_info(ctx, ref).as_dict(),
+        "previous": previous_ref(ref) if previous else None,
+    }  # fmt: skip
 
 
 # -- image-list ------------------------------------------------------------------------------------------
@@ -380,6 +478,17 @@ def _write_recipe(ctx: Context, catalogue: Catalogue, ref: ImageRef, req: Create
 
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _own_names(containers: Sequence[ContainerSummary], uid: str) -> tuple[str, ...]:
+    """The owner's containers only: other users' container names are theirs."""
+    return tuple(
+        sorted(
+            naming.split_container_name(c.name)[0]
+            for c in containers
+            if c.labels.get(naming.LABEL_UID) == uid
+        )
+    )
 
 
 def _info(
@@ -397,8 +506,8 @@ def _info(
         framework=labels.get(naming.LABEL_FRAMEWORK, ""),
         project_type=labels.get(naming.LABEL_PROJECT_TYPE, ""),
         user=labels.get(naming.LABEL_USER, ""), uid=int(uid) if uid.isdigit() else None,
-        containers=tuple(sorted(naming.split_container_name(c.name)[0] for c in containers)),
-        dockerfile=labels.get(naming.LABEL_DOCKERFILE, ""),
+        containers=_own_names(containers, uid),
+        dockerfile=labels.get(naming.LABEL_DOCKERFILE, ""), labels=dict(labels),
     )  # fmt: skip
 
 
@@ -431,125 +540,41 @@ def image_info(ctx: Context, ref: ImageRef) -> ImageInfo:
     )
 
 
-# -- image-update ------------------------------------------------------------------------------------------
-
-
-def find_dockerfile(ctx: Context, ref: ImageRef) -> Path:
-    """The recipe of an image: where its label says it was built from, else the project's workspace."""
-    raw = ctx.gateway.image_inspect(ref.ref)
-    if raw is not None:
-        _check_owner(ctx, ref, raw)
-        labelled = ((raw.get("Config") or {}).get("Labels") or {}).get(naming.LABEL_DOCKERFILE)
-        if labelled and user_files.exists(ref.owner, Path(labelled)):
-            return Path(labelled)
-    elif ref.owner.uid != ctx.user.uid and not ctx.is_admin:
-        raise PermissionDenied(f"image {ref.ref} is not yours", hint="you may act only on your own images")
-    path = workspace_path(ctx, ref.owner, ref.name) / DOCKERFILE
-    if not user_files.exists(ref.owner, path):
-        raise NotFound(
-            f"no Dockerfile for {ref.name!r} at {path}", hint=f"create one with image-create {ref.name}"
-        )
-    return path
-
-
-def _requirements_to_add(owner: User, req: UpdateRequest) -> list[str]:
-    if req.requirements_file is None:
-        return []
-    return recipe.requirement_lines(user_files.read_text(owner, req.requirements_file.expanduser()))
-
-
-def update_image(ctx: Context, ref: ImageRef, req: UpdateRequest, make_view: ViewFactory) -> UpdateResult:
-    owner = ref.owner
-    dockerfile = find_dockerfile(ctx, ref)
-    result = UpdateResult(ref, dockerfile)
-    pip = [*recipe.split_packages(req.add), *_requirements_to_add(owner, req)]
-    apt = list(recipe.check_apt(recipe.split_packages(req.add_system)))
-    remove = recipe.split_packages(req.remove)
-    text = user_files.read_text(owner, dockerfile)
-    requirements = dockerfile.parent / recipe.REQUIREMENTS
-    in_requirements = recipe.uses_requirements(text) and user_files.exists(owner, requirements)
-    if not in_requirements:
-        recipe.check_pip(pip)
-    new_text = _edit_dockerfile(result, text, pip=[] if in_requirements else pip, apt=apt, remove=remove)
-    if in_requirements:
-        _edit_requirements(result, requirements, pip, remove)
-    result.not_found = [r for r in remove if r not in result.removed]
-    if new_text != text:
-        result.backups.append(user_files.replace_with_backup(owner, dockerfile, new_text))
-        result.edited.append(dockerfile)
-    if not (result.edited or req.rebuild or req.no_cache):
-        return result
-    old = ctx.gateway.image_inspect(ref.ref)
-    result.old_image_id = str(old["Id"]) if old else None
-    result.build = build_image(ctx, ref, dockerfile, make_view, no_cache=req.no_cache)
-    if result.old_image_id and result.old_image_id != result.build.image_id:
-        result.stale = ctx.gateway.containers_using(result.old_image_id)
-    return result
-
-
-def _edit_dockerfile(
-    result: UpdateResult, text: str, *, pip: Sequence[str], apt: Sequence[str], remove: Sequence[str]
-) -> str:
-    edit = recipe.add_packages(text, pip=pip, apt=apt) if (pip or apt) else recipe.Edit(text)
-    result.added += edit.added
-    result.replaced += edit.replaced
-    dropped = recipe.remove_packages(edit.text, remove) if remove else recipe.Edit(edit.text)
-    result.removed += [r for r in dropped.removed if r not in result.removed]
-    return dropped.text
-
-
-def _edit_requirements(result: UpdateResult, path: Path, pip: Sequence[str], remove: Sequence[str]) -> None:
-    owner = result.ref.owner
-    text = user_files.read_text(owner, path)
-    added = recipe.add_requirements(text, pip)
-    dropped = recipe.remove_requirements(added.text, remove)
-    result.added += added.added
-    result.replaced += added.replaced
-    result.removed += [r for r in dropped.removed if r not in result.removed]
-    if dropped.text != text:
-        result.backups.append(user_files.replace_with_backup(owner, path, dropped.text))
-        result.edited.append(path)
-
-
 # -- image-delete ------------------------------------------------------------------------------------------
 
 
 def delete_image(ctx: Context, ref: ImageRef, *, force: bool = False) -> DeleteResult:
-    """Remove the image (never its Dockerfile); refuse while containers use it unless `force`."""
+    """Remove the image (never its Dockerfile). The owner's containers using it block unless `force`
+    (then they are stopped and removed); other users' containers never block: only the tag goes, and
+    the layers stay for them."""
     from ds01.atomic.container_view import ContainerView
     from ds01.atomic.containers import remove_container, stop_container
 
     raw = _inspect(ctx, ref)
     image_id = str(raw["Id"])
     users = ctx.gateway.containers_using(image_id)
-    names = sorted(naming.split_container_name(c.name)[0] for c in users)
-    foreign = sorted(c.name for c in users if c.labels.get(naming.LABEL_UID) != str(ctx.user.uid))
-    if users and force and foreign and not ctx.is_admin:
-        raise PermissionDenied(
-            f"image {ref.name} is used by containers that are not yours: {', '.join(foreign)}",
-            hint="ask their owner or an admin",
-        )
-    if users and not force:
+    own = [c for c in users if c.labels.get(naming.LABEL_UID) == str(ref.owner.uid)]
+    others = [c for c in users if c not in own]
+    if own and not force:
+        names = sorted(naming.split_container_name(c.name)[0] for c in own)
         raise OperationFailed(
             f"image {ref.name} is used by container(s): {', '.join(names)}",
             hint="retire them first (container-retire NAME), or pass --force",
         )
     result = DeleteResult(ref, image_id)
-    for summary in users:
+    for summary in own:
         view = ContainerView.from_summary(summary)
         stop_container(ctx, view, timeout=10)
         remove_container(ctx, view, force=True)
         result.removed_containers.append(naming.split_container_name(summary.name)[0])
-    ctx.gateway.remove_image(ref.ref)
-    labels = (raw.get("Config") or {}).get("Labels") or {}
+    # With other users' containers on it, `force` makes the engine drop the tag only (never their layers).
+    ctx.gateway.remove_image(ref.ref, force=bool(others))
+    result.untagged_only = bool(others)
+    labels = _labels_of(raw)
     result.dockerfile = labels.get(naming.LABEL_DOCKERFILE, "")
     ctx.log(
-        "image_delete",
-        None,
-        user=ref.owner.name,
-        image=ref.ref,
-        image_id=image_id,
-        removed_containers=result.removed_containers,
+        "image_delete", None, user=ref.owner.name, image=ref.ref, image_id=image_id,
+        removed_containers=result.removed_containers, untagged_only=result.untagged_only,
         **({"by": ctx.user.name} if ctx.user.uid != ref.owner.uid else {}),
-    )
+    )  # fmt: skip
     return result

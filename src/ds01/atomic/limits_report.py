@@ -10,7 +10,7 @@ from ds01.atomic.holdings import gpu_holdings, managed_containers, user_usage
 from ds01.context import Context
 from ds01.identity import User
 
-SIZE_KEYS = {"memory", "memory_swap", "shm_size"}
+SIZE_KEYS = {"memory", "memory_swap", "shm_size", "memory_total"}
 
 
 def limits_report(ctx: Context, user: User) -> dict[str, Any]:
@@ -31,4 +31,20 @@ def limits_report(ctx: Context, user: User) -> dict[str, Any]:
         "source": dict(resolved.source),
         "usage": asdict(usage),
         "config": str(ctx.config.source),
+        **_grants(ctx, user),
+    }
+
+
+def _grants(ctx: Context, user: User) -> dict[str, Any]:
+    """The user's exemption in force (admins grant it) and the extension hours used this rolling week."""
+    from datetime import UTC, datetime
+
+    from ds01.atomic.grants import Grants
+
+    now = datetime.now(UTC)
+    grants = Grants(ctx.config.paths.state_dir)
+    ex = grants.exemption(user.name, now)
+    return {
+        "exemption": None if ex is None else {"until": ex.until, "reason": ex.reason, "by": ex.by},
+        "extensions": {"used_h": round(grants.used_h(user.name, now), 2), "window_days": 7},
     }

@@ -1,11 +1,11 @@
 """Workspaces on ds01d's side: `<workspace_root>/<user>/<name>` (CONTRACT §2).
 
 `<root>` and `<root>/<user>` are root's (0755): the user can neither add nor swap anything at those levels,
-so a project folder cannot be replaced by a symlink. ds01d makes `<name>` without following any symlink:
-`mkdir` relative to a descriptor of `<root>/<user>` opened with O_NOFOLLOW, and the new folder is handed to
-its owner through a descriptor of that folder (O_NOFOLLOW|O_DIRECTORY), never through a path. ds01d never
-looks at `~/workspace` (the user's own convenience link) or anything else in a home. What goes inside a
-project folder is the client's business, done as the user (`ds01.project.files`).
+so a project folder cannot be replaced by a symlink. ds01d makes `<name>` without following any symlink
+(`host_paths.ensure_workspace`: `mkdir` relative to a descriptor of `<root>/<user>`, the new folder handed to
+its owner through its own O_NOFOLLOW|O_DIRECTORY descriptor). ds01d never looks at `~/workspace` (the
+user's own convenience link) or anything else in a home: what goes inside a project folder is written by
+the client, as the user (`ds01.project.files`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from ds01 import naming
 from ds01.config import PathSettings
-from ds01.errors import OperationFailed, PermissionDenied
+from ds01.errors import PermissionDenied
 from ds01.identity import User, uid_min
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-PROJECT_MODE = 0o750  # the owner and their primary group; other lab members cannot read it
 
 
 def check_owner(owner: User) -> None:
@@ -38,11 +36,10 @@ def check_owner(owner: User) -> None:
 
 
 def workspace_root(paths: PathSettings, owner: User) -> Path:
-    return paths.workspace_root_for(owner.name)
+    """`<workspace_root>/<user>`, the admin's root resolved once (as `host_paths` does)."""
+    from ds01.atomic import host_paths
 
-
-def workspace_path(paths: PathSettings, owner: User, name: str) -> Path:
-    return workspace_root(paths, owner) / naming.normalise_name(name)
+    return host_paths.user_root(paths, owner)
 
 
 @contextlib.contextmanager
@@ -63,96 +60,38 @@ def _open_dir(path: str, *, dir_fd: int | None = None) -> Iterator[int]:
         os.close(fd)
 
 
-def _mkdir(name: str, dir_fd: int, mode: int) -> bool:
-    try:
-        os.mkdir(name, mode, dir_fd=dir_fd)
-    except FileExistsError:
-        return False
-    return True
-
-
-def _root_only(fd: int, shown: Path) -> None:
-    """`<root>` and `<root>/<user>` must be root's and writable by root alone; repair a real folder that is
-    not (a tree made by an older ds01 was the user's), through its descriptor."""
-    st = os.fstat(fd)
-    if st.st_uid != 0 or st.st_gid != 0:
-        os.fchown(fd, 0, 0)
-    if stat.S_IMODE(st.st_mode) != 0o755:
-        os.fchmod(fd, 0o755)
-    if not stat.S_ISDIR(os.fstat(fd).st_mode):  # pragma: no cover - O_DIRECTORY guarantees it
-        raise OperationFailed(f"{shown} is not a folder")
-
-
 @contextlib.contextmanager
-def _user_root(paths: PathSettings, owner: User, *, create: bool) -> Iterator[int | None]:
-    """A descriptor of `<root>/<user>` (made root's 0755 when missing and `create`), or None."""
-    root = paths.workspace_root
-    if create:
-        old = os.umask(0o022)
-        try:
-            root.mkdir(mode=0o755, parents=True, exist_ok=True)  # the admin's path
-        finally:
-            os.umask(old)
-    elif not root.is_dir():
+def _user_root(paths: PathSettings, owner: User) -> Iterator[int | None]:
+    """A readable descriptor of `<root>/<user>`, or None when it does not exist yet (nothing is made)."""
+    root = workspace_root(paths, owner).parent
+    if not root.is_dir():
         yield None
         return
     with _open_dir(str(root)) as root_fd:
-        st = os.fstat(root_fd)
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            raise OperationFailed(
-                f"the workspace root {root} is writable by someone other than root",
-                hint=f"ask an admin: chown root:root {root} && chmod 755 {root}",
-            )
-        if create and _mkdir(owner.name, root_fd, 0o755):
-            with _open_dir(owner.name, dir_fd=root_fd) as fd:
-                os.fchmod(fd, 0o755)
-        if not create and not _exists(owner.name, root_fd):
+        try:
+            os.stat(owner.name, dir_fd=root_fd, follow_symlinks=False)
+        except FileNotFoundError:
             yield None
             return
         with _open_dir(owner.name, dir_fd=root_fd) as user_fd:
-            if create:
-                _root_only(user_fd, root / owner.name)
             yield user_fd
-
-
-def _exists(name: str, dir_fd: int) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def make_workspace(paths: PathSettings, owner: User, name: str) -> tuple[Path, bool]:
     """`<root>/<user>/<name>`, made and owned by `owner` when missing: (path, created). An existing real
-    folder is left exactly as it is; a symlink or a file in its place is refused and left alone."""
+    folder of the owner is left exactly as it is; a symlink, a file or someone else's folder in its place is
+    refused (exit 5) and left alone. The no-link walk itself is `host_paths.ensure_workspace` (one
+    implementation for dir-create, project-init and container-create)."""
+    from ds01.atomic import host_paths
+
     check_owner(owner)
-    name = naming.normalise_name(name)
-    path = workspace_root(paths, owner) / name
-    with _user_root(paths, owner, create=True) as user_fd:
-        assert user_fd is not None
-        old = os.umask(0o027)
-        try:
-            created = _mkdir(name, user_fd, PROJECT_MODE)
-        finally:
-            os.umask(old)
-        with _open_dir(name, dir_fd=user_fd) as fd:
-            if created:
-                os.fchown(fd, owner.uid, owner.gid)
-                os.fchmod(fd, PROJECT_MODE)
-    return path, created
-
-
-def ensure_workspace(paths: PathSettings, owner: User, name: str) -> tuple[Path, list[Path]]:
-    """`make_workspace` for callers that report what was made: (path, [path] when created)."""
-    path, created = make_workspace(paths, owner, name)
-    return path, [path] if created else []
+    return host_paths.ensure_workspace(paths, owner, naming.normalise_name(name))
 
 
 def list_workspaces(paths: PathSettings, owner: User) -> list[str]:
     """The project folders in `<root>/<user>`: real folders with a valid name (links are not listed)."""
     check_owner(owner)
-    with _user_root(paths, owner, create=False) as user_fd:
+    with _user_root(paths, owner) as user_fd:
         if user_fd is None:
             return []
         with os.scandir(user_fd) as entries:

@@ -4,14 +4,16 @@ reclaim of an expired GPU hold, container-remove) removes it here and logs the s
 - `remove`: `{reason, forced, by?}`;
 - `release` (only when it held GPU slots): `{slots, uuids, gpueq, reason, by?}`.
 
-`reason` says why (`retire`, `rollback`, `idle_stop`, `cleanup`, `reclaim`, `remove`); `by` names who asked
-when that is not the owner (an admin, `reaper`). The workspace is never touched.
+`reason` says why (`retire`, `rollback`, `idle_stop`, `cleanup`, `reclaim`, `remove`, `reconcile`); `by`
+names who asked when that is not the owner (an admin, `reaper`, `ds01d`). The container's anonymous volumes
+(an image's `VOLUME`) go with it; the workspace (a bind mount) is never touched.
 """
 
 from __future__ import annotations
 
 from ds01.atomic.container_view import ContainerView
 from ds01.context import Context
+from ds01.events import crash_point
 
 
 def remove_and_release(
@@ -20,7 +22,8 @@ def remove_and_release(
     """Remove the container and log `remove` (and `release` when it held GPUs); the freed slot ids.
 
     A missing container raises `NotFound` (nothing is logged: it was not removed here)."""
-    ctx.gateway.remove(view.id, force=force)
+    ctx.gateway.remove(view.id, force=force, volumes=True)
+    crash_point("remove.after_engine")
     owner = view.user or ctx.user.name
     if by is None and owner != ctx.user.name:
         by = ctx.user.name

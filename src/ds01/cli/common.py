@@ -30,6 +30,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = Output(json_mode=bool(kwargs.get("json_out")))
         try:
+            _check_encoding(kwargs)
             return fn(*args, **kwargs)
         except Ds01Error as err:
             if os.environ.get("DS01_DEBUG"):
@@ -57,6 +58,21 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _check_encoding(kwargs: dict[str, Any]) -> None:
+    """An argument whose bytes are not UTF-8 (Python keeps them as lone surrogates) is a usage error here,
+    before it reaches a path, a query or a message that would have to encode it."""
+    for value in kwargs.values():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise UsageError(
+                        f"the argument {item[:40]!r} is not valid UTF-8",
+                        hint="pass text in UTF-8 (check the terminal's or the script's encoding)",
+                    ) from None
+
+
 def connect(json_out: bool = False) -> Client:
     """The command's client of ds01d, showing ds01d's messages through this command's output."""
     from ds01.client import Client
@@ -69,13 +85,6 @@ def stdin_is_tty() -> bool:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def require_answer(value: Any, flag: str, what: str) -> Any:
-    """Without a TTY a missing answer is a usage error naming the flag to pass."""
-    if value is None:
-        raise UsageError(f"{what} is required", hint=f"pass {flag} (no terminal to ask on)")
-    return value
 
 
 class JsonAwareCommand(TyperCommand):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,8 +10,7 @@ from ds01.cli.common import JsonOpt, UserOpt, connect, handle_errors, new_app, s
 from ds01.client import path_of
 
 if TYPE_CHECKING:
-    from ds01.atomic.container_view import ContainerView
-    from ds01.context import Context
+    from ds01.client import Client
 
 app = new_app("container", "Create, run and retire your containers (your workspace always stays).")
 
@@ -23,47 +21,36 @@ STOPPED = frozenset({"created", "exited", "dead"})
 UP = frozenset({"running", "restarting"})
 
 
-def _context(json_out: bool = False) -> Context:
-    from ds01.context import Context
-
-    return Context.load(json_mode=json_out)
-
-
-def _find(
-    ctx: Context, name: str | None, command: str, user: str | None, states: frozenset[str] | None = None
-) -> ContainerView:
-    from ds01.atomic.containers import find_container
+def _pick(
+    client: Client, name: str | None, command: str, user: str | None, states: frozenset[str] | None = None
+) -> str:
     from ds01.cli.select import container_name
 
-    return find_container(
-        ctx, container_name(ctx, name, command=command, user=user, states=states), user=user
-    )
+    return _checked(container_name(client, name, command=command, user=user, states=states))
 
 
-def _entry(ctx: Context, view: ContainerView) -> dict[str, Any]:
-    from ds01.atomic.container_view import list_entry
-    from ds01.atomic.containers import known_slots
+def _checked(name: str) -> str:
+    """NAME, `name._.uid` or a container id, checked here so a bad one is exit 2 before any request."""
+    import re
 
-    return list_entry(view, known_slots(ctx, [view]))
+    from ds01 import naming
+
+    cleaned = name.strip().lower()
+    if re.fullmatch(r"[0-9a-f]{12,64}", cleaned):
+        return cleaned
+    naming.normalise_name(naming.split_container_name(cleaned)[0])
+    return cleaned
 
 
-def _refresh(ctx: Context, view: ContainerView) -> ContainerView:
-    from ds01.atomic.container_view import ContainerView
-
-    return ContainerView.from_inspect(ctx.gateway.inspect(view.id))
-
-
-def _hold_text(ctx: Context, view: ContainerView) -> str:
+def _hold_text(entry: dict[str, Any], hold_h: float | None) -> str:
     from ds01 import units
-    from ds01.atomic.containers import gpu_hold_hours
 
-    hold = gpu_hold_hours(ctx, view)
-    slots = ", ".join(view.gpu_slots)
-    if hold is None:
-        return f"GPU {slots} stays held until you remove the container (container-remove {view.name})"
+    slots = ", ".join(g["slot"] for g in entry["gpus"])
+    if hold_h is None:
+        return f"GPU {slots} stays held until you remove the container (container-remove {entry['name']})"
     return (
-        f"GPU {slots} stays held for {units.format_hours(hold)} after stop; "
-        f"container-remove {view.name} frees it now"
+        f"GPU {slots} stays held for {units.format_hours(hold_h)} after stop; "
+        f"container-remove {entry['name']} frees it now"
     )
 
 
@@ -83,10 +70,17 @@ def create(
         bool, typer.Option("--cpu-only", help="No GPU (the default without --gpus).")
     ] = False,
     workspace: Annotated[
-        Path | None, typer.Option("--workspace", help="Your directory to mount at /workspace.")
+        str | None,
+        typer.Option(
+            "--workspace",
+            help="Your project folder to mount at /workspace (a name, or a folder in your workspace root).",
+        ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option("--data", help="A directory to mount read-only at /data.")
+        str | None,
+        typer.Option(
+            "--data", help="A folder (under a data root or your workspaces) to mount read-only at /data."
+        ),
     ] = None,
     command: Annotated[
         str | None, typer.Option("--command", help="Run this instead of staying idle.")
@@ -110,45 +104,77 @@ def create(
     """
     import shlex
 
-    from ds01.atomic.container_create import CreateRequest, create_container
+    from ds01 import naming
     from ds01.cli.select import new_name
+    from ds01.errors import UsageError
 
-    ctx = _context(json_out)
+    client = connect(json_out)
     if command is not None and image_cmd:
-        from ds01.errors import UsageError
-
         raise UsageError("--command and --image-cmd exclude each other", hint="pick one")
-    cmd: tuple[str, ...] | None = () if image_cmd else (tuple(shlex.split(command)) if command else None)
-    req = CreateRequest(
-        name=new_name(ctx, name, command="container-create"),
-        image=image,
-        gpus=gpus,
-        mig_profile=mig_profile,
-        cpu_only=cpu_only,
-        workspace=workspace,
-        data=data,
-        command=cmd,
-    )
-    result = create_container(ctx, ctx.target_user(user), req, dry_run=dry_run)
+    if cpu_only and (gpus or mig_profile):
+        raise UsageError("--cpu-only cannot be combined with --gpus or --mig-profile", hint="pick one")
+    if mig_profile is not None and not mig_profile.strip():
+        raise UsageError("--mig-profile: empty profile", hint="name one, e.g. --mig-profile 1g.10gb")
+    if image is not None and not image.strip():
+        raise UsageError("--image: empty image reference", hint="name one, or leave out --image")
+    try:
+        cmd = shlex.split(command) if command else None
+    except ValueError as exc:
+        raise UsageError(
+            f"--command: {exc}", hint="check the quotes, e.g. --command 'python train.py'"
+        ) from None
+    body = {
+        "name": naming.normalise_name(new_name(client, name, command="container-create")),
+        "image": image,
+        "gpus": gpus,
+        "mig_profile": mig_profile,
+        "cpu_only": cpu_only,
+        "workspace": _host_path(workspace),
+        "data": _host_path(data, always=True),
+        "command": cmd,
+        "image_cmd": image_cmd,
+        "dry_run": dry_run,
+        "user": user,
+    }
+    result = client.call("POST", path_of("containers"), body)
     if dry_run:
         if json_out:
-            ctx.out.json(
-                {"dry_run": True, "command": result.spec.docker_create_argv(), "container": result.entry}
-            )
+            client.out.json(result)
         else:
-            ctx.out.stdout.write(result.spec.docker_create_line() + "\n")
+            client.out.stdout.write(shlex.join(result["command"]) + "\n")
         return
     if json_out:
-        ctx.out.json(result.entry)
+        client.out.json(result)
         return
-    entry = result.entry
+    entry = result
     gpu = ", ".join(f"{g['slot']} ({g['profile'] or 'full GPU'})" for g in entry["gpus"]) or "none (CPU only)"
-    ctx.out.success(f"created [bold]{entry['name']}[/bold] ({entry['container']}) from {entry['image']}")
-    ctx.out.say(f"  GPU: {gpu}\n  workspace: {entry['workspace']} -> /workspace")
-    ctx.out.hint(
+    client.out.success(f"created [bold]{entry['name']}[/bold] ({entry['container']}) from {entry['image']}")
+    client.out.say(f"  GPU: {gpu}\n  workspace: {entry['workspace']} -> /workspace")
+    client.out.hint(
         f"next: container-start {entry['name']}, then container-attach {entry['name']} "
         f"(or container-run {entry['name']} to do both)"
     )
+
+
+def _host_path(raw: str | None, *, always: bool = False) -> str | None:
+    """A path as this user sees it (their links such as ~/workspace resolved with their own rights); ds01d
+    judges the result again without following any link. A bare workspace name (a project) is passed as it
+    is."""
+    import os
+
+    from ds01.errors import PermissionDenied, UsageError
+
+    if raw is not None and not raw.strip():
+        flag = "--data" if always else "--workspace"
+        raise UsageError(f"{flag}: empty path", hint=f"name a folder, or leave out {flag}")
+    if raw is None or (not always and "/" not in raw and not raw.startswith("~")):
+        return raw
+    try:
+        return os.path.realpath(os.path.expanduser(raw))
+    except OSError as exc:  # a link this user may not read (e.g. /proc/1/root)
+        raise PermissionDenied(
+            f"you may not use {raw!r}: {exc.strerror}", hint="use a folder of your own workspaces"
+        ) from None
 
 
 # -- start / stop / remove --------------------------------------------------------------------------
@@ -163,16 +189,17 @@ def start(name: NameArg = None, user: UserOpt = None, json_out: JsonOpt = False)
       container-start thesis
       container-start            (pick from a list)
     """
-    from ds01.atomic.containers import start_container
-
-    ctx = _context(json_out)
-    view = _find(ctx, name, "container-start", user, STOPPED | {"paused"})
-    result = start_container(ctx, view)
+    client = connect(json_out)
+    target = _pick(client, name, "container-start", user, STOPPED | {"paused"})
+    result = client.call("POST", path_of("containers", target, "start"), {"user": user})
+    entry = result["entry"]
     if json_out:
-        ctx.out.json(_entry(ctx, _refresh(ctx, view)))
+        client.out.json(entry)
         return
-    ctx.out.success(f"{view.name}: {result.action}")
-    ctx.out.hint(f"next: container-attach {view.name} for a shell, container-stop {view.name} when done")
+    client.out.success(f"{entry['name']}: {result['action']}")
+    client.out.hint(
+        f"next: container-attach {entry['name']} for a shell, container-stop {entry['name']} when done"
+    )
 
 
 @app.command("stop")
@@ -194,29 +221,31 @@ def stop(
       container-stop thesis --timeout 60      (give training time to checkpoint)
       container-stop --all
     """
-    from ds01.atomic.containers import list_views, stop_container
-
-    ctx = _context(json_out)
+    client = connect(json_out)
     if all_:
         if name:
             from ds01.errors import UsageError
 
             raise UsageError("pass NAME or --all, not both")
-        views = [v for v in list_views(ctx, owner=ctx.target_user(user)) if v.state in UP | {"paused"}]
+        entries = client.call("GET", path_of("containers"), {"user": user})
+        targets = [e["container"] for e in entries if e["status"] in UP | {"paused"}]
     else:
-        views = [_find(ctx, name, "container-stop", user, UP | {"paused"})]
-    stopped = [v for v in views if stop_container(ctx, v, timeout=timeout, force=force)]
+        targets = [_pick(client, name, "container-stop", user, UP | {"paused"})]
+    body = {"user": user, "timeout": timeout, "force": force}
+    results = [client.call("POST", path_of("containers", t, "stop"), body) for t in targets]
     if json_out:
-        ctx.out.json([_entry(ctx, _refresh(ctx, v)) for v in views])
+        client.out.json([r["entry"] for r in results])
         return
-    if not views:
-        ctx.out.info("no running containers")
-    for v in views:
-        ctx.out.success(f"{v.name}: {'stopped' if v in stopped else 'was not running'}")
-        if v.gpu_slots:
-            ctx.out.say(f"  {_hold_text(ctx, v)}")
-    for v in views[:1]:
-        ctx.out.hint(f"next: container-start {v.name} to resume, container-remove {v.name} to free it")
+    if not results:
+        client.out.info("no running containers")
+    for r in results:
+        entry = r["entry"]
+        client.out.success(f"{entry['name']}: {'stopped' if r['stopped'] else 'was not running'}")
+        if entry["gpus"]:
+            client.out.say(f"  {_hold_text(entry, r['hold_h'])}")
+    for r in results[:1]:
+        n = r["entry"]["name"]
+        client.out.hint(f"next: container-start {n} to resume, container-remove {n} to free it")
 
 
 @app.command("remove")
@@ -233,24 +262,15 @@ def remove(
       container-remove thesis
       container-remove thesis --force      (a running one)
     """
-    from ds01.atomic.containers import remove_container
-
-    ctx = _context(json_out)
-    view = _find(ctx, name, "container-remove", user)
-    remove_container(ctx, view, force=force)
+    client = connect(json_out)
+    target = _pick(client, name, "container-remove", user)
+    result = client.call("DELETE", path_of("containers", target), {"user": user, "force": force})
     if json_out:
-        ctx.out.json(
-            {
-                "removed": view.docker_name,
-                "name": view.name,
-                "freed_gpus": view.gpu_slots,
-                "workspace": view.labels.get("ds01.workspace", ""),
-            }
-        )
+        client.out.json(result)
         return
-    freed = f"; GPU {', '.join(view.gpu_slots)} is free" if view.gpu_slots else ""
-    ctx.out.success(f"removed {view.name}{freed}")
-    ctx.out.hint(f"your workspace stays: {view.labels.get('ds01.workspace', '')}")
+    freed = f"; GPU {', '.join(result['freed_gpus'])} is free" if result["freed_gpus"] else ""
+    client.out.success(f"removed {result['name']}{freed}")
+    client.out.hint(f"your workspace stays: {result['workspace']}")
 
 
 # -- list / stats -----------------------------------------------------------------------------------
@@ -273,7 +293,12 @@ def list_containers(
       container-list --all-users            (admins)
     """
     client = connect(json_out)
-    entries = client.call("GET", path_of("containers"), {"all_users": all_users, "status": status, "user": user})
+    if status is not None and not status.strip():
+        from ds01.errors import UsageError
+
+        raise UsageError("--status: empty status", hint="name one, e.g. --status running")
+    query = {"all_users": all_users, "status": status, "user": user}
+    entries = client.call("GET", path_of("containers"), query)
     if json_out:
         client.out.json(entries)
         return
@@ -305,76 +330,99 @@ def stats(
       container-stats thesis --json
     """
     from ds01 import units
-    from ds01.atomic.container_stats import collect_stats
-    from ds01.atomic.containers import list_views
-    from ds01.errors import PermissionDenied
 
-    ctx = _context(json_out)
-    if all_users and not ctx.is_admin:
-        raise PermissionDenied("--all-users is for admins", hint="drop it to see your own containers")
-    if name:
-        views = [_find(ctx, name, "container-stats", user)]
-    else:
-        views = list_views(ctx, owner=None if all_users else ctx.target_user(user))
-    rows = collect_stats(ctx, views)
+    client = connect(json_out)
+    query = {"name": _checked(name) if name else None, "all_users": all_users, "user": user}
+    rows = client.call("GET", path_of("stats"), query)
     if json_out:
-        ctx.out.json([r.as_dict() for r in rows])
+        client.out.json(rows)
         return
 
-    def mem(r: Any) -> str:
-        if r.memory_used is None:
+    def mem(r: dict[str, Any]) -> str:
+        if r["memory_used"] is None:
             return "-"
-        return f"{units.format_size(r.memory_used)} / {units.format_size(r.memory_limit)}"
+        return f"{units.format_size(r['memory_used'])} / {units.format_size(r['memory_limit'])}"
 
-    def gpu(r: Any) -> str:
+    def gpu(r: dict[str, Any]) -> str:
         return (
             ", ".join(
-                f"{g.slot}" + (f" {g.utilization:g}%" if g.utilization is not None else "") for g in r.gpus
+                f"{g['slot']}" + (f" {g['utilization']:g}%" if g["utilization"] is not None else "")
+                for g in r["gpus"]
             )
             or "-"
         )
 
     table = [
         [
-            r.name,
-            r.status,
-            "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
+            r["name"],
+            r["status"],
+            "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}%",
             mem(r),
-            "-" if r.pids is None else r.pids,
+            "-" if r["pids"] is None else r["pids"],
             gpu(r),
         ]
         for r in rows
     ]
-    ctx.out.table(
+    client.out.table(
         ["name", "status", "CPU", "memory used / limit", "pids", "GPU (util)"], table, empty="no containers"
     )
 
 
 # -- attach / run -----------------------------------------------------------------------------------
+def _session_name(
+    client: Client, name: str | None, command: str, user: str | None, states: frozenset[str] | None
+) -> str:
+    """NAME as given, or one of the user's containers (in `states`) picked from a numbered list."""
+    if name:
+        return name
+    from ds01.errors import NotFound, UsageError
+
+    if not stdin_is_tty():
+        raise UsageError(
+            f"missing argument NAME for {command}",
+            hint=f"pass it, e.g. `{command} thesis` (no terminal to ask on)",
+        )
+    from rich.prompt import IntPrompt
+
+    entries = [
+        e
+        for e in client.call("GET", path_of("containers"), {"user": user})
+        if states is None or e["status"] in states
+    ]
+    if not entries:
+        raise NotFound(
+            f"no container to pick for {command}", hint="see container-list, or container-create NAME"
+        )
+    console = client.out.err_console
+    for i, e in enumerate(entries, 1):
+        console.print(
+            f"  {i}) {e['name']}  [dim]{e['status']}, {e['image']}[/dim]", markup=True, highlight=False
+        )
+    pick = IntPrompt.ask(
+        "Which container",
+        console=console,
+        choices=[str(i) for i in range(1, len(entries) + 1)],
+        show_choices=False,
+    )
+    return str(entries[pick - 1]["container"])
+
+
 @app.command("attach")
 @handle_errors
 def attach(name: NameArg = None, user: UserOpt = None) -> None:
     """Open a shell (bash if the image has it, else sh) in a running container, as you, in /workspace.
 
-    Ctrl-D or `exit` leaves the shell; the container keeps running.
+    Ctrl-D or `exit` leaves the shell; the container keeps running. The shell's exit code is passed through.
 
     Examples:
       container-attach thesis
     """
-    from ds01.atomic.shell import exec_argv, exec_into
-    from ds01.errors import OperationFailed
+    from ds01.terminal import open_session
 
-    ctx = _context()
-    view = _find(ctx, name, "container-attach", user, UP)
-    if view.state not in UP:
-        raise OperationFailed(
-            f"{view.name} is {view.state}, not running",
-            hint=f"container-run {view.name} starts it and opens a shell",
-        )
-    tty = stdin_is_tty()
-    exec_into(
-        exec_argv(view, None, interactive=True, tty=tty, fallback_user=f"{ctx.user.uid}:{ctx.user.gid}")
-    )
+    client = connect()
+    name = _session_name(client, name, "container-attach", user, UP)
+    code = open_session(client, name, None, user=user, start=False)
+    raise typer.Exit(code)
 
 
 @app.command("run")
@@ -393,24 +441,17 @@ def run(
       container-run thesis -- python train.py --epochs 3
       echo 'print(1)' | container-run thesis -- python -
     """
-    from ds01.atomic.containers import start_container
-    from ds01.atomic.shell import exec_argv, exec_into
+    from ds01.errors import UsageError
+    from ds01.terminal import open_session
 
-    ctx = _context()
-    view = _find(ctx, name, "container-run", user)
-    if view.state not in UP:
-        start_container(ctx, view)
-        ctx.out.info(f"started {view.name}")
-    tty = stdin_is_tty()
-    if not command and not tty:
-        from ds01.errors import UsageError
-
-        raise UsageError("no command and no terminal for a shell", hint="pass one: container-run NAME -- CMD")
-    exec_into(
-        exec_argv(
-            view, command or None, interactive=True, tty=tty, fallback_user=f"{ctx.user.uid}:{ctx.user.gid}"
+    client = connect()
+    name = _session_name(client, name, "container-run", user, None)
+    if not command and not stdin_is_tty():
+        raise UsageError(
+            "no command and no terminal for a shell", hint=f"pass one: container-run {name} -- CMD"
         )
-    )
+    code = open_session(client, name, command or None, user=user, start=True)
+    raise typer.Exit(code)
 
 
 # -- logs / pause / unpause -------------------------------------------------------------------------
@@ -430,14 +471,17 @@ def logs(
     """
     import sys
 
-    from ds01.atomic.containers import container_logs
+    client = connect()
+    target = _pick(client, name, "container-logs", user)
+    out = sys.stdout
 
-    ctx = _context()
-    view = _find(ctx, name, "container-logs", user)
-    out = sys.stdout.buffer
-    for chunk in container_logs(ctx, view, follow=follow, tail=tail):
-        out.write(chunk)
-        out.flush()
+    def show(event: Any) -> None:
+        if isinstance(event, dict) and isinstance(event.get("data"), str):
+            out.write(event["data"])
+            out.flush()
+
+    query = {"user": user, "follow": follow, "tail": tail}
+    client.call("GET", path_of("containers", target, "logs"), query, on_event=show)
 
 
 @app.command("pause")
@@ -448,17 +492,17 @@ def pause(name: NameArg = None, user: UserOpt = None, json_out: JsonOpt = False)
     Examples:
       container-pause thesis
     """
-    from ds01.atomic.containers import pause_container
-
-    ctx = _context(json_out)
-    view = _find(ctx, name, "container-pause", user, UP)
-    pause_container(ctx, view)
+    client = connect(json_out)
+    target = _pick(client, name, "container-pause", user, UP)
+    entry = client.call("POST", path_of("containers", target, "pause"), {"user": user})
     if json_out:
-        ctx.out.json(_entry(ctx, _refresh(ctx, view)))
+        client.out.json(entry)
         return
-    ctx.out.success(f"paused {view.name}")
-    if view.gpu_slots:
-        ctx.out.hint(f"a paused container still holds its GPU; container-stop {view.name} for long breaks")
+    client.out.success(f"paused {entry['name']}")
+    if entry["gpus"]:
+        client.out.hint(
+            f"a paused container still holds its GPU; container-stop {entry['name']} for long breaks"
+        )
 
 
 @app.command("unpause")
@@ -469,15 +513,13 @@ def unpause(name: NameArg = None, user: UserOpt = None, json_out: JsonOpt = Fals
     Examples:
       container-unpause thesis
     """
-    from ds01.atomic.containers import unpause_container
-
-    ctx = _context(json_out)
-    view = _find(ctx, name, "container-unpause", user, frozenset({"paused"}))
-    unpause_container(ctx, view)
+    client = connect(json_out)
+    target = _pick(client, name, "container-unpause", user, frozenset({"paused"}))
+    entry = client.call("POST", path_of("containers", target, "unpause"), {"user": user})
     if json_out:
-        ctx.out.json(_entry(ctx, _refresh(ctx, view)))
+        client.out.json(entry)
         return
-    ctx.out.success(f"unpaused {view.name}")
+    client.out.success(f"unpaused {entry['name']}")
 
 
 # L3 verbs live in cli/orchestration.py; they belong to the same `container` group.
@@ -485,3 +527,11 @@ from ds01.cli.orchestration import deploy, retire  # noqa: E402
 
 app.command("deploy")(deploy)
 app.command("retire")(retire)
+# The ways in (SSH, Jupyter, ports) live in cli/access.py; they belong to the same `container` group.
+from ds01.cli.access import jupyter as _jupyter  # noqa: E402
+from ds01.cli.access import port as _port  # noqa: E402
+from ds01.cli.access import ssh as _ssh  # noqa: E402
+
+app.command("ssh")(_ssh)
+app.command("jupyter")(_jupyter)
+app.command("port")(_port)

@@ -28,16 +28,15 @@ def status(json_out: JsonOpt = False, free: FreeOpt = False) -> None:
       gpu-status --free
       gpu-status --json | jq '.slots[] | select(.holder == null) | .id'
     """
-    from ds01.atomic.gpu_status import gpu_status
-    from ds01.config import load_config
-    from ds01.output import Output
+    from ds01.cli.common import connect
+    from ds01.client import path_of
 
-    out = Output(json_mode=json_out)
-    report = gpu_status(load_config(), free_only=free)
+    client = connect(json_out)
+    report = client.call("GET", path_of("gpus"), {"free": free})
     if json_out:
-        out.json(report)
+        client.out.json(report)
         return
-    _render(out, report, free)
+    _render(client.out, report, free)
 
 
 def _render(out: Output, report: dict[str, Any], free: bool) -> None:

@@ -1,4 +1,8 @@
-"""The `image` group: `image VERB` and `ds01 image VERB` (and the `image-VERB` scripts)."""
+"""The `image` group: `image VERB` and `ds01 image VERB` (and the `image-VERB` scripts).
+
+A client of ds01d: the recipe (Dockerfile, requirements.txt) is written and edited here with the user's own
+rights; ds01d builds from the context this command packs and uploads (`project/build.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app, stdin_is_tty
+from ds01.cli.common import JsonOpt, UserOpt, connect, handle_errors, new_app, stdin_is_tty
+from ds01.client import path_of
 
 if TYPE_CHECKING:
-    from ds01.atomic.build import BuildView
+    from ds01.client import Client
+    from ds01.project.build import RecipeRequest
     from ds01.project.catalogue import Catalogue
-    from ds01.atomic.images import CreateResult, ImageInfo, UpdateResult
-    from ds01.context import Context
 
 app = new_app("image", "Build and manage your per-project images (the Dockerfile is the recipe).")
 
@@ -23,26 +27,7 @@ NameArg = Annotated[
 Packages = Annotated[list[str] | None, typer.Option(help="Packages, space or comma separated; repeatable.")]
 
 
-def _context(json_out: bool = False) -> Context:
-    from ds01.context import Context
-
-    return Context.load(json_mode=json_out)
-
-
-def _views(ctx: Context) -> Any:
-    """A factory of build views: live on a terminal, plain lines on stderr otherwise."""
-    from ds01.atomic.build import make_view
-
-    def factory(title: str) -> BuildView:
-        interactive = stdin_is_tty() and ctx.out.stderr.isatty() and not ctx.out.json_mode
-        return make_view(
-            interactive=interactive, console=ctx.out.err_console, stream=ctx.out.stderr, title=title
-        )
-
-    return factory
-
-
-def _pick_image(ctx: Context, name: str | None, command: str, user: str | None) -> str:
+def _pick_image(client: Client, name: str | None, command: str, user: str | None) -> str:
     if name:
         return name
     from ds01.errors import NotFound, UsageError
@@ -54,50 +39,68 @@ def _pick_image(ctx: Context, name: str | None, command: str, user: str | None) 
         )
     from rich.prompt import IntPrompt
 
-    from ds01.atomic.images import list_images
-
-    images = list_images(ctx, ctx.target_user(user))
+    images = client.call("GET", path_of("images"), {"user": user})
     if not images:
         raise NotFound(f"no image to pick for {command}", hint="see image-list, or image-create NAME")
+    console = client.out.err_console
     for i, img in enumerate(images, 1):
-        ctx.out.err_console.print(f"  {i}) {img.name}  [dim]{img.framework or '-'}, {img.created}[/dim]")
+        console.print(f"  {i}) {img['name']}  [dim]{img['framework'] or '-'}, {img['created']}[/dim]")
     pick = IntPrompt.ask(
         "Which image",
-        console=ctx.out.err_console,
+        console=console,
         choices=[str(i) for i in range(1, len(images) + 1)],
         show_choices=False,
     )
-    return images[pick - 1].name
+    return str(images[pick - 1]["name"])
 
 
-def _ask_choice(ctx: Context, what: str, choices: dict[str, str], default: str) -> str:
+def _ask_choice(client: Client, what: str, choices: dict[str, str], default: str) -> str:
     from rich.prompt import Prompt
 
     for key, title in choices.items():
-        ctx.out.err_console.print(f"  [bold]{key}[/bold]  {title}", highlight=False)
+        client.out.err_console.print(f"  [bold]{key}[/bold]  {title}", highlight=False)
     return Prompt.ask(
-        what, console=ctx.out.err_console, choices=list(choices), default=default, show_choices=False
+        what, console=client.out.err_console, choices=list(choices), default=default, show_choices=False
     )
 
 
 def _interactive_answers(
-    ctx: Context, catalogue: Catalogue, framework: str | None, project_type: str | None
+    client: Client, catalogue: Catalogue, framework: str | None, project_type: str | None
 ) -> tuple[str | None, str | None]:
     """On a terminal, ask for what the flags left open; elsewhere the catalogue's defaults apply."""
-    if not stdin_is_tty() or ctx.out.json_mode:
+    if not stdin_is_tty() or client.out.json_mode:
         return framework, project_type
     if framework is None:
         framework = _ask_choice(
-            ctx,
+            client,
             "Framework",
             {k: f.title for k, f in catalogue.frameworks.items()},
             catalogue.default_framework,
         )
     if project_type is None:
         project_type = _ask_choice(
-            ctx, "Project type", {k: t.title for k, t in catalogue.types.items()}, catalogue.default_type
+            client, "Project type", {k: t.title for k, t in catalogue.types.items()}, catalogue.default_type
         )
     return framework, project_type
+
+
+def _check_request(catalogue: Catalogue, req: RecipeRequest) -> None:
+    """The flags of a recipe, checked as writing it would check them (exit 2)."""
+    from ds01 import naming
+    from ds01.errors import UsageError
+    from ds01.project import dockerfile as recipe
+
+    if req.base is not None and not naming.is_image_reference(req.base.strip()):
+        raise UsageError(
+            f"--base {req.base[:60]!r} is not a valid image reference",
+            hint="use NAME[:TAG] or NAME@sha256:DIGEST, e.g. --base python:3.11-slim",
+        )
+    if req.framework:
+        catalogue.resolve(req.framework)
+    if req.project_type:
+        catalogue.project_type(req.project_type)
+    recipe.check_pip(req.pip)
+    recipe.check_apt(req.apt)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -106,20 +109,42 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(split_packages(values or []))
 
 
-def _info_rows(images: list[ImageInfo], all_users: bool) -> list[tuple[Any, ...]]:
+def _info_rows(images: list[dict[str, Any]], all_users: bool) -> list[tuple[Any, ...]]:
     from ds01 import units
 
     rows = []
     for img in images:
         row: tuple[Any, ...] = (
-            img.name,
-            units.format_size(img.size),
-            img.created.replace("T", " ")[:16],
-            img.framework or "-",
-            ", ".join(img.containers) or "-",
+            img["name"],
+            units.format_size(int(img["size"])),
+            str(img["created"]).replace("T", " ")[:16],
+            img["framework"] or "-",
+            ", ".join(img["containers"]) or "-",
         )
-        rows.append(((img.user,) if all_users else ()) + row)
+        rows.append(((img["user"],) if all_users else ()) + row)
     return rows
+
+
+def _image_ref(name: str, user: str | None) -> str:
+    import os
+
+    from ds01 import naming
+
+    return naming.image_name(naming.normalise_name(name), os.getuid()) if user is None else name
+
+
+def _is_dir(path: Path) -> bool:
+    import os
+    import stat
+
+    from ds01.errors import PermissionDenied
+
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except PermissionError:
+        raise PermissionDenied(f"you may not read {path}", hint="give a file you can read") from None
+    except OSError:
+        return False  # missing: reading it says so
 
 
 # -- create ---------------------------------------------------------------------------------------------
@@ -140,7 +165,7 @@ def create(
         typer.Option("--type", "-t", help="ml, cv, nlp, rl, audio, ts, llm or custom (custom adds nothing)."),
     ] = None,
     dockerfile: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--dockerfile", help="Build this Dockerfile as it is (its folder is the build context)."
         ),
@@ -167,48 +192,67 @@ def create(
       image-create demo --framework python --type custom       (no downloads: builds offline)
       image-create exp --dockerfile ~/exp/Dockerfile
     """
-    from ds01.project.catalogue import load_catalogue
-    from ds01.atomic.images import CreateRequest, create_image
-    from ds01.cli.select import new_name
+    import os
 
-    ctx = _context(json_out)
-    owner = ctx.target_user(user)
-    name = new_name(ctx, name, command="image-create")
-    if dockerfile is None:
-        catalogue = load_catalogue(ctx.config.source)
-        framework, project_type = _interactive_answers(ctx, catalogue, framework, project_type)
-    req = CreateRequest(
+    from ds01 import naming
+    from ds01.cli.select import new_name
+    from ds01.project import build as bc
+    from ds01.project.build_context import read_user_file
+
+    client = connect(json_out)
+    name = naming.normalise_name(new_name(client, name, command="image-create"))
+    wrote = regenerated = False
+    backup = None
+    if dockerfile is not None:
+        path = Path(os.path.abspath(os.path.expanduser(dockerfile)))
+        if _is_dir(path):
+            path = path / bc.DOCKERFILE
+        read_user_file(path, what="the Dockerfile")  # a regular file you may read, of at most 1 MiB
+        context = path.parent
+    else:
+        catalogue = bc.fetch_catalogue(client)
+        framework, project_type = _interactive_answers(client, catalogue, framework, project_type)
+        request = bc.RecipeRequest(name, framework, project_type, base, _split(packages), _split(system))
+        _check_request(catalogue, request)  # before the workspace is made: a refusal changes nothing
+        context = bc.ensure_workspace(client, name, user)
+        made = bc.write_recipe(catalogue, context, request)
+        path, wrote, regenerated, backup = (
+            made.dockerfile,
+            made.wrote_dockerfile,
+            made.regenerated,
+            made.backup,
+        )
+    out = client.out
+    if not json_out:
+        if wrote:
+            out.info(f"wrote {path}")
+        elif regenerated:
+            out.info(f"regenerated {path} (your additions kept; old one in {backup})")
+        else:
+            out.info(f"using {path}")
+    if no_build:
+        if json_out:
+            out.json({"image": _image_ref(name, user), "dockerfile": str(path), "built": False})
+            return
+        out.say(f"Dockerfile ready: {path}")
+        out.hint(f"build it later with image-create {name}")
+        return
+    result = bc.build_project_image(
+        client,
         name=name,
-        framework=framework,
-        project_type=project_type,
-        dockerfile=dockerfile,
-        base=base,
-        pip=_split(packages),
-        apt=_split(system),
-        build=not no_build,
+        context_dir=context,
+        dockerfile=path,
+        user=user,
+        show=not json_out,
         no_cache=no_cache,
     )
-    _report_create(ctx, create_image(ctx, owner, req, _views(ctx)))
-
-
-def _report_create(ctx: Context, result: CreateResult) -> None:
-    if ctx.out.json_mode:
-        payload: dict[str, Any] = result.info.as_dict() if result.info else {"image": result.ref.ref}
-        payload.update(dockerfile=str(result.dockerfile), built=result.build is not None)
-        ctx.out.json(payload)
+    if json_out:
+        payload: dict[str, Any] = dict(result.get("info") or {"image": result["image"]})
+        payload.update(dockerfile=str(path), built=True)
+        out.json(payload)
         return
-    if result.wrote_dockerfile:
-        ctx.out.info(f"wrote {result.dockerfile}")
-    elif result.regenerated:
-        ctx.out.info(f"regenerated {result.dockerfile} (your additions kept; old one in {result.backup})")
-    else:
-        ctx.out.info(f"using {result.dockerfile}")
-    if result.build is None:
-        ctx.out.say(f"Dockerfile ready: {result.dockerfile}")
-        ctx.out.hint(f"build it later with image-create {result.ref.name}, or: {result.build_command}")
-        return
-    ctx.out.success(f"built {result.ref.ref}")
-    ctx.out.hint(f"next: container-deploy {result.ref.name}")
+    out.success(f"built {result['image']}")
+    out.hint(f"next: container-deploy {name}")
 
 
 # -- list -------------------------------------------------------------------------------------------------
@@ -226,18 +270,13 @@ def list_images(
       image-list --json | jq '.[].name'
       image-list --all-users        (admins)
     """
-    from ds01.atomic.images import list_images as list_all
-    from ds01.errors import PermissionDenied
-
-    ctx = _context(json_out)
-    if all_users and not ctx.is_admin:
-        raise PermissionDenied("only admins may list everyone's images", hint="drop --all-users")
-    images = list_all(ctx, None if all_users else ctx.target_user(user))
+    client = connect(json_out)
+    images = client.call("GET", path_of("images"), {"all_users": all_users or None, "user": user})
     if json_out:
-        ctx.out.json([i.as_dict() for i in images])
+        client.out.json(images)
         return
     columns = ("image", "size", "created", "framework", "containers")
-    ctx.out.table(
+    client.out.table(
         (("user",) if all_users else ()) + columns,
         _info_rows(images, all_users),
         empty="no images yet: image-create NAME builds one",
@@ -245,6 +284,34 @@ def list_images(
 
 
 # -- update -----------------------------------------------------------------------------------------------
+
+
+def _find_dockerfile(client: Client, name: str, user: str | None) -> Path:
+    """The recipe of an image: where its label says it was built from, else the project's workspace."""
+    import os
+
+    from ds01.errors import NotFound
+    from ds01.project import build as bc
+
+    try:
+        info = client.call("GET", path_of("images", name), {"user": user})
+    except NotFound:
+        info = None
+    labelled = str((info or {}).get("dockerfile") or "")
+    if labelled and os.path.lexists(labelled):
+        return Path(labelled)
+    path = bc.workspace_root(client, user) / naming_of(name) / bc.DOCKERFILE
+    if not os.path.lexists(path):
+        raise NotFound(f"no Dockerfile for {name!r} at {path}", hint=f"create one with image-create {name}")
+    return path
+
+
+def naming_of(name: str) -> str:
+    from ds01 import naming
+
+    return naming.normalise_name(name.rsplit("/", 1)[-1].split(":", 1)[0])
+
+
 @app.command("update")
 @handle_errors
 def update(
@@ -253,12 +320,15 @@ def update(
     add_system: Annotated[list[str] | None, typer.Option("--add-system", help="apt packages to add.")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Packages to remove.")] = None,
     requirements: Annotated[
-        Path | None, typer.Option("-r", "--requirements", help="Add the packages of this requirements file.")
+        str | None, typer.Option("-r", "--requirements", help="Add the packages of this requirements file.")
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even when nothing changed.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild without the layer cache.")] = False,
     recreate: Annotated[
         bool, typer.Option("--recreate", help="Then retire and redeploy the containers of the old image.")
+    ] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Go back to the previous image (each rebuild keeps one).")
     ] = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
@@ -273,97 +343,149 @@ def update(
       image-update thesis --add-system ffmpeg --recreate
       image-update thesis --remove seaborn
       image-update thesis --rebuild --no-cache
+      image-update thesis --rollback          # the image before the last rebuild
     """
-    from ds01.atomic.images import UpdateRequest, resolve_ref, update_image
+    if rollback:
+        edits = bool(add or add_system or remove or requirements or rebuild or no_cache)
+        _rollback(name, user, json_out, recreate, edits)
+        return
+    from ds01.project import build as bc
+    from ds01.project import dockerfile as recipe
+    from ds01.project.build_context import read_user_file
 
-    ctx = _context(json_out)
-    ref = resolve_ref(ctx, _pick_image(ctx, name, "image-update", user), user=user)
-    req = UpdateRequest(
-        add=_split(add),
-        add_system=_split(add_system),
-        remove=_split(remove),
-        requirements_file=requirements,
-        rebuild=rebuild,
-        no_cache=no_cache,
-    )
-    result = update_image(ctx, ref, req, _views(ctx))
-    recreated = _maybe_recreate(ctx, result, recreate)
-    _report_update(ctx, result, recreated)
+    client = connect(json_out)
+    name = _pick_image(client, name, "image-update", user)
+    extra = bc.requirement_file_lines(Path(requirements).expanduser()) if requirements is not None else []
+    dockerfile = _find_dockerfile(client, name, user)
+    pip = [*_split(add), *extra]
+    apt = list(recipe.check_apt(_split(add_system)))
+    drop = list(_split(remove))
+    text = read_user_file(dockerfile, what="the Dockerfile")
+    req_path = dockerfile.parent / recipe.REQUIREMENTS
+    in_requirements = recipe.uses_requirements(text) and req_path.exists()
+    if not in_requirements:
+        recipe.check_pip(pip)
+    report: dict[str, list[str]] = {"added": [], "replaced": [], "removed": [], "edited": [], "backups": []}
+    edit = recipe.add_packages(text, pip=[] if in_requirements else pip, apt=apt) if (
+        (pip and not in_requirements) or apt) else recipe.Edit(text)  # fmt: skip
+    report["added"] += edit.added
+    report["replaced"] += edit.replaced
+    dropped = recipe.remove_packages(edit.text, drop) if drop else recipe.Edit(edit.text)
+    report["removed"] += dropped.removed
+    if in_requirements:
+        old_req = read_user_file(req_path, what="requirements.txt")
+        added = recipe.add_requirements(old_req, pip)
+        gone = recipe.remove_requirements(added.text, drop)
+        report["added"] += added.added
+        report["replaced"] += added.replaced
+        report["removed"] += [r for r in gone.removed if r not in report["removed"]]
+        if gone.text != old_req:
+            report["backups"].append(str(bc.replace_with_backup(req_path, gone.text)))
+            report["edited"].append(str(req_path))
+    if dropped.text != text:
+        report["backups"].insert(0, str(bc.replace_with_backup(dockerfile, dropped.text)))
+        report["edited"].insert(0, str(dockerfile))
+    not_found = [r for r in drop if r not in report["removed"]]
+    result: dict[str, Any] | None = None
+    recreated: list[str] = []
+    if report["edited"] or rebuild or no_cache:
+        result = bc.build_project_image(
+            client, name=naming_of(name), context_dir=dockerfile.parent, dockerfile=dockerfile, user=user,
+            show=not json_out, no_cache=no_cache,
+        )  # fmt: skip
+        recreated = _maybe_recreate(client, result, recreate, user)
+    _report_update(client, name, dockerfile, report, not_found, result, recreated)
 
 
-def _maybe_recreate(ctx: Context, result: UpdateResult, recreate: bool) -> list[str]:
+def _rollback(name: str | None, user: str | None, json_out: bool, recreate: bool, edits: bool) -> None:
+    from ds01.errors import UsageError
+
+    if edits:
+        raise UsageError(
+            "--rollback goes back to the previous image; it takes no package changes or --rebuild",
+            hint="run image-update NAME --rollback on its own",
+        )
+    client = connect(json_out)
+    name = _pick_image(client, name, "image-update", user)
+    result = client.call("POST", path_of("images", name, "rollback"), {"user": user})
+    recreated = _maybe_recreate(client, result, recreate, user)
+    out = client.out
+    if out.json_mode:
+        out.json({**result, "rolled_back": True, "recreated": recreated})
+        return
+    out.success(f"{result['image']} is the previous image again ({str(result['id'])[7:19]})")
+    out.info(f"the one it replaced is kept: image-update {naming_of(name)} --rollback undoes this")
+    stale = [s for s in result.get("stale_containers") or [] if s not in recreated]
+    if recreated:
+        out.success(f"recreated {', '.join(recreated)} with it")
+    elif stale:
+        out.hint(f"{', '.join(stale)} still run(s) the other image; add --recreate to move them over")
+
+
+def _maybe_recreate(client: Client, result: dict[str, Any], recreate: bool, user: str | None) -> list[str]:
     """Containers of the old image: retire and redeploy them on --recreate or when the user agrees."""
-    if not result.stale:
+    names = [str(n) for n in result.get("stale_containers") or []]
+    if not names:
         return []
-    from ds01 import naming
-
-    names = [naming.split_container_name(c.name)[0] for c in result.stale]
-    if not recreate and stdin_is_tty() and not ctx.out.json_mode:
+    if not recreate and stdin_is_tty() and not client.out.json_mode:
         from rich.prompt import Confirm
 
         recreate = Confirm.ask(
             f"Recreate {', '.join(names)} with the new image (the workspace stays)?",
-            console=ctx.out.err_console,
+            console=client.out.err_console,
             default=True,
         )
     if not recreate:
         return []
-    return [_recreate_one(ctx, result, c.id) for c in result.stale]
+    done = []
+    for container in names:
+        entry = client.call("GET", path_of("containers", container), {"user": user})
+        gpus = len(entry.get("gpus") or [])
+        client.call("POST", path_of("retire"), {"name": container, "user": user})
+        client.call(
+            "POST", path_of("deploy"),
+            {"name": container, "image": result["image"], "gpus": gpus or None, "cpu_only": gpus == 0,
+             "user": user, "interface": "orchestration"},
+        )  # fmt: skip
+        done.append(container)
+    return done
 
 
-def _recreate_one(ctx: Context, result: UpdateResult, container_id: str) -> str:
-    """Retire one container and deploy it again from the new image, with the same GPU count and workspace."""
-    from ds01 import naming
-    from ds01.atomic.container_create import CreateRequest
-    from ds01.atomic.container_view import ContainerView
-    from ds01.atomic.containers import check_owner
-    from ds01.orchestrators.deploy import deploy_container
-    from ds01.orchestrators.retire import retire_container
-
-    view = ContainerView.from_inspect(ctx.gateway.inspect(container_id))
-    check_owner(ctx, view)
-    workspace = view.labels.get(naming.LABEL_WORKSPACE)
-    slots = len(view.gpu_slots)
-    retire_container(ctx, view)
-    request = CreateRequest(
-        name=view.name,
-        image=result.ref.ref,
-        gpus=slots or None,
-        cpu_only=slots == 0,
-        workspace=Path(workspace) if workspace else None,
-        interface="orchestration",
-    )
-    deploy_container(ctx, result.ref.owner, request)
-    return view.name
-
-
-def _report_update(ctx: Context, result: UpdateResult, recreated: list[str]) -> None:
-    if ctx.out.json_mode:
-        ctx.out.json({
-            "image": result.ref.ref, "dockerfile": str(result.dockerfile),
-            "edited": [str(p) for p in result.edited], "backups": [str(p) for p in result.backups],
-            "added": result.added, "replaced": result.replaced, "removed": result.removed,
-            "not_found": result.not_found, "rebuilt": result.build is not None,
-            "stale_containers": [c.name for c in result.stale], "recreated": recreated,
+def _report_update(
+    client: Client,
+    name: str,
+    dockerfile: Path,
+    report: dict[str, list[str]],
+    not_found: list[str],
+    result: dict[str, Any] | None,
+    recreated: list[str],
+) -> None:
+    out = client.out
+    stale = [str(n) for n in (result or {}).get("stale_containers") or []]
+    if out.json_mode:
+        out.json({
+            "image": (result or {}).get("image") or name, "dockerfile": str(dockerfile),
+            "edited": report["edited"], "backups": report["backups"], "added": report["added"],
+            "replaced": report["replaced"], "removed": report["removed"], "not_found": not_found,
+            "rebuilt": result is not None, "stale_containers": stale, "recreated": recreated,
         })  # fmt: skip
         return
-    for what, items in (("added", result.added), ("updated", result.replaced), ("removed", result.removed)):
-        if items:
-            ctx.out.info(f"{what}: {' '.join(items)}")
-    for missing in result.not_found:
-        ctx.out.warn(f"{missing} is not in the recipe; nothing to remove")
-    for path, backup in zip(result.edited, result.backups, strict=False):
-        ctx.out.info(f"edited {path} (previous version: {backup.name})")
-    if result.build is None:
-        ctx.out.say("nothing changed; pass --rebuild to rebuild anyway")
+    for what, key in (("added", "added"), ("updated", "replaced"), ("removed", "removed")):
+        if report[key]:
+            out.info(f"{what}: {' '.join(report[key])}")
+    for missing in not_found:
+        out.warn(f"{missing} is not in the recipe; nothing to remove")
+    for path, backup in zip(report["edited"], report["backups"], strict=False):
+        out.info(f"edited {path} (previous version: {Path(backup).name})")
+    if result is None:
+        out.say("nothing changed; pass --rebuild to rebuild anyway")
         return
-    ctx.out.success(f"rebuilt {result.ref.ref}")
+    out.success(f"rebuilt {result['image']}")
     if recreated:
-        ctx.out.success(f"recreated {', '.join(recreated)} with the new image")
-    elif result.stale:
-        names = ", ".join(c.name for c in result.stale)
-        ctx.out.hint(
-            f"{names} still run(s) the old image; image-update {result.ref.name} --recreate, "
+        out.success(f"recreated {', '.join(recreated)} with the new image")
+    elif stale:
+        out.hint(
+            f"{', '.join(stale)} still run(s) the old image; image-update {naming_of(name)} --recreate, "
             f"or container-retire then container-deploy"
         )
 
@@ -374,39 +496,34 @@ def _report_update(ctx: Context, result: UpdateResult, recreated: list[str]) -> 
 def delete(
     name: NameArg = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Stop and remove the containers using it first.")
+        bool, typer.Option("--force", help="Stop and remove your containers using it first.")
     ] = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete one of your images. The Dockerfile and everything else in the workspace stay.
 
-    Refuses while containers use the image, naming them, unless --force.
+    Refuses while your containers use it, naming them, unless --force. Other users' containers never
+    block it: the name goes, and their copy stays until they are done.
 
     Examples:
       image-delete thesis
       image-delete thesis --force
     """
-    from ds01.atomic.images import delete_image, resolve_ref
-
-    ctx = _context(json_out)
-    ref = resolve_ref(ctx, _pick_image(ctx, name, "image-delete", user), user=user)
-    result = delete_image(ctx, ref, force=force)
+    client = connect(json_out)
+    name = _pick_image(client, name, "image-delete", user)
+    result = client.call("DELETE", path_of("images", name), {"user": user, "force": force})
+    out = client.out
     if json_out:
-        ctx.out.json(
-            {
-                "image": ref.ref,
-                "id": result.image_id,
-                "removed_containers": result.removed_containers,
-                "dockerfile_kept": result.dockerfile,
-            }
-        )
+        out.json(result)
         return
-    if result.removed_containers:
-        ctx.out.info(f"removed container(s): {', '.join(result.removed_containers)}")
-    ctx.out.success(f"deleted {ref.ref}")
-    if result.dockerfile:
-        ctx.out.hint(f"the recipe stays: {result.dockerfile} (image-create {ref.name} rebuilds it)")
+    if result.get("removed_containers"):
+        out.info(f"removed container(s): {', '.join(result['removed_containers'])}")
+    out.success(f"deleted {result['image']}")
+    if result.get("dockerfile_kept"):
+        out.hint(
+            f"the recipe stays: {result['dockerfile_kept']} (image-create {naming_of(name)} rebuilds it)"
+        )
 
 
 # -- build-base (admins) --------------------------------------------------------------------------------
@@ -438,21 +555,27 @@ def build_base(
       ds01 image build-base --offline --only ds01/python:3.11
     """
     from ds01 import units
-    from ds01.atomic.base_images import build_bases
+    from ds01.project.build import _view
+    from ds01.project.build_view import Follower
 
-    ctx = _context(json_out)
-    results = build_bases(
-        ctx, only=only, offline=offline, mirror=mirror, suite=suite, make_view=_views(ctx), say=ctx.out.info
-    )
-    for r in results:
-        ctx.log("image_build", None, image=r.image, method=r.method, seconds=round(r.seconds, 1), base=True)
+    client = connect(json_out)
+    follower = None if json_out else Follower(_view(client, only or "lab bases"))
+    try:
+        results = client.call(
+            "POST", path_of("images", "build-base"),
+            {"offline": offline, "name": only, "mirror": mirror, "suite": suite},
+            on_event=follower.on_event if follower else None,
+        )  # fmt: skip
+    except BaseException as exc:
+        if follower is not None:
+            follower.done(str(exc) or "interrupted")
+        raise
+    if follower is not None:
+        follower.done(None)
     if json_out:
-        ctx.out.json(
-            [
-                {"image": r.image, "method": r.method, "seconds": round(r.seconds, 1), "size": r.size}
-                for r in results
-            ]
-        )
+        client.out.json(results)
         return
     for r in results:
-        ctx.out.success(f"{r.image}: {r.method}, {r.seconds:.0f} s, {units.format_size(r.size)}")
+        client.out.success(
+            f"{r['image']}: {r['method']}, {r['seconds']:.0f} s, {units.format_size(r['size'])}"
+        )

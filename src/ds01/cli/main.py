@@ -9,9 +9,11 @@ import typer
 from ds01 import __version__
 from ds01.cli import container, gpu, image, project, user
 from ds01.cli.common import Ds01Typer
-from ds01.cli.helpers import check_limits, doctor
+from ds01.cli.helpers import check_limits, doctor, events
 from ds01.cli.project_files import dir_app, git_app, readme_app
 from ds01.cli.reaper import reaper
+from ds01.cli.top import top
+from ds01.cli.usage import usage
 
 app = Ds01Typer(
     name="ds01",
@@ -48,4 +50,7 @@ app.add_typer(git_app, name="git")
 app.add_typer(readme_app, name="readme")
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
+app.command("events")(events)
 app.command("reaper")(reaper)
+app.command("usage")(usage)
+app.command("top")(top)

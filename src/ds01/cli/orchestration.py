@@ -1,64 +1,109 @@
-"""L3 commands: `container-deploy` and `container-retire` (also `container deploy|retire`)."""
+"""L3 commands: `container-deploy` and `container-retire` (also `container deploy|retire`).
+
+Clients of ds01d: the deploy and the retire run inside ds01d (`POST /v1/deploy`, `POST /v1/retire`), so a
+command killed half-way leaves nothing behind. Hot path: no docker, yaml, pynvml or rich imported here.
+"""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ds01.cli.common import JsonOpt, UserOpt, handle_errors, stdin_is_tty
-from ds01.errors import UsageError
+from ds01.cli.common import JsonOpt, UserOpt, connect, handle_errors, stdin_is_tty
+from ds01.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
-    from ds01.atomic.container_view import ContainerView
-    from ds01.context import Context
-    from ds01.orchestrators.deploy import Deployment
+    from ds01.client import Client
+    from ds01.output import Output
 
 NameArg = Annotated[str | None, typer.Argument(metavar="NAME", help="The project name.", show_default=False)]
 
 
-def _ask(question: str, ctx: Context, *, default: bool) -> bool:
+def _ask(question: str, out: Output, *, default: bool) -> bool:
     from rich.prompt import Confirm
 
-    return Confirm.ask(question, console=ctx.out.err_console, default=default)
+    return Confirm.ask(question, console=out.err_console, default=default)
 
 
-def _summary(ctx: Context, d: Deployment, owner_is_caller: bool) -> None:
+def _no_terminal(command: str, example: str) -> UsageError:
+    return UsageError(
+        f"missing argument NAME for {command}",
+        hint=f"pass it, e.g. `{command} {example}` (no terminal to ask on)",
+    )
+
+
+def _new_name(out: Output, name: str | None, *, command: str) -> str:
+    if name:
+        return name
+    if not stdin_is_tty():
+        raise _no_terminal(command, "my-thesis")
+    from rich.prompt import Prompt
+
+    return Prompt.ask("Name (e.g. my-thesis)", console=out.err_console).strip()
+
+
+def _pick_container(client: Client, name: str | None, *, command: str, user: str | None) -> str:
+    """NAME as given, or one of the user's containers picked from a numbered list on a terminal."""
+    if name:
+        return name
+    if not stdin_is_tty():
+        raise _no_terminal(command, "thesis")
+    from rich.prompt import IntPrompt
+
+    from ds01.client import path_of
+
+    entries = client.call("GET", path_of("containers"), {"user": user})
+    if not entries:
+        raise NotFound(
+            f"no container to pick for {command}", hint="see container-list, or container-deploy NAME"
+        )
+    console = client.out.err_console
+    for i, e in enumerate(entries, 1):
+        console.print(
+            f"  {i}) {e['name']}  [dim]{e['status']}, {e['image']}[/dim]", markup=True, highlight=False
+        )
+    pick = IntPrompt.ask(
+        "Which container",
+        console=console,
+        choices=[str(i) for i in range(1, len(entries) + 1)],
+        show_choices=False,
+    )
+    return str(entries[pick - 1]["container"])
+
+
+def _summary(out: Output, d: dict[str, Any], owner_is_caller: bool) -> None:
     from ds01 import units
 
-    out, view = ctx.out, d.view
-    verb = {"created": "Deployed", "started": "Started again", "running": "Already running:"}[d.action]
-    out.say(f"[bold green]{verb}[/bold green] [bold]{view.name}[/bold]")
+    entry = d["entry"]
+    verb = {"created": "Deployed", "started": "Started again", "running": "Already running:"}[d["action"]]
+    out.say(f"[bold green]{verb}[/bold green] [bold]{entry['name']}[/bold]")
     gpus = ", ".join(
-        f"{g['slot']} ({g['profile'] or 'full GPU'}, {round(g['gpueq'], 3):g} gpueq)" for g in d.entry["gpus"]
+        f"{g['slot']} ({g['profile'] or 'full GPU'}, {round(g['gpueq'], 3):g} gpueq)" for g in entry["gpus"]
     )
     rows = [
-        ("image", view.image),
+        ("image", entry["image"]),
         ("GPU", gpus or "none (CPU only)"),
-        ("workspace", f"{d.entry['workspace']}  → /workspace (kept when the container goes)"),
+        ("workspace", f"{entry['workspace']}  → /workspace (kept when the container goes)"),
     ]
-    if d.idle_timeout_h is not None or view.gpu_slots:
+    if d["idle_timeout_h"] is not None or entry["gpus"]:
         rows.append(
-            ("idle timeout", f"stopped after {units.format_hours(d.idle_timeout_h)} without GPU work")
+            ("idle timeout", f"stopped after {units.format_hours(d['idle_timeout_h'])} without GPU work")
         )
-    rows.append(("max runtime", units.format_hours(d.max_runtime_h)))
+    rows.append(("max runtime", units.format_hours(d["max_runtime_h"])))
     out.table(("", ""), rows, header=False)
-    user = "" if owner_is_caller else f" --user {view.user}"
+    user = "" if owner_is_caller else f" --user {entry['user']}"
     out.say(
-        f"[dim]next:[/dim] container-attach {view.name}{user}  ·  "
-        f"container-retire {view.name}{user} when done"
+        f"[dim]next:[/dim] container-attach {entry['name']}{user}  ·  "
+        f"container-retire {entry['name']}{user} when done"
     )
 
 
-def _open_shell(ctx: Context, d: Deployment) -> int:
-    from ds01.atomic.shell import exec_argv
+def _open_shell(client: Client, d: dict[str, Any], user: str | None) -> int:
+    from ds01.terminal import open_session
 
-    argv = exec_argv(
-        d.view, None, interactive=True, tty=stdin_is_tty(), fallback_user=f"{ctx.user.uid}:{ctx.user.gid}"
-    )
-    return subprocess.run(argv).returncode
+    return open_session(client, d["entry"]["container"], [], user=user)
 
 
 @handle_errors
@@ -76,6 +121,15 @@ def deploy(
         bool, typer.Option("--background", "-b", help="Leave it running; no shell.")
     ] = False,
     open_: Annotated[bool, typer.Option("--open", "-o", help="Open a shell in it when it is up.")] = False,
+    jupyter: Annotated[
+        bool, typer.Option("--jupyter", help="Start Jupyter in it, reachable only by you (ssh -L).")
+    ] = False,
+    port: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--port", help="Make this port reachable by you (ssh -L); repeatable.", min=1, max=65535
+        ),
+    ] = None,
     user: UserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -89,71 +143,80 @@ def deploy(
       container-deploy my-thesis --gpus 1 --background
       container-deploy my-thesis --mig-profile 1g.10gb
       container-deploy my-thesis --cpu-only --json
+      container-deploy my-thesis --jupyter --port 6006
     """
-    from ds01.atomic.container_create import CreateRequest
-    from ds01.cli.select import new_name
-    from ds01.context import Context
-    from ds01.orchestrators.deploy import deploy_container
+    from ds01.client import path_of
 
     if background and open_:
         raise UsageError("--background and --open exclude each other", hint="pass one of them")
-    ctx = Context.load(json_mode=json_out)
-    owner = ctx.target_user(user)
-    name = new_name(ctx, name, command="container-deploy")
-    request = CreateRequest(
-        name=name,
-        image=image,
-        gpus=gpus,
-        mig_profile=mig_profile,
-        cpu_only=cpu_only,
-        interface="orchestration",
-    )
-    deployment = deploy_container(ctx, owner, request)
+    if gpus is not None and gpus < 0:
+        raise UsageError(f"--gpus {gpus}: a count cannot be negative", hint="use e.g. --gpus 1")
+    if image is not None and not image.strip():
+        raise UsageError("--image: empty image reference", hint="name one, or leave out --image")
+    client = connect(json_out)
+    name = _new_name(client.out, name, command="container-deploy")
+    body = {
+        "name": name, "image": image, "gpus": gpus, "mig_profile": mig_profile, "cpu_only": cpu_only,
+        "user": user, "interface": "orchestration",
+    }  # fmt: skip
+    deployment = client.call("POST", path_of("deploy"), body)
+    if jupyter or port:  # the ways in (cli/access.py): printed before the summary's shell prompt
+        from ds01.cli import access
+
+        project = deployment["entry"]["name"]
+        for p in port or []:
+            access.open_port(client, project, p, user)
+        if jupyter:
+            access.start_jupyter(client, project, user)
     if json_out:
-        ctx.out.json(deployment.entry)
+        client.out.json(deployment["entry"])
         return
-    code = present(
-        ctx, deployment, open_=open_, background=background, owner_is_caller=owner.uid == ctx.user.uid
+    client.out.hint(
+        f"from your laptop: ssh {deployment['entry']['name']}.ds01 or VS Code Remote-SSH "
+        "(the ~/.ssh/config block, once: container-ssh --config)"
     )
-    raise typer.Exit(code)
+    raise typer.Exit(present(client, deployment, open_=open_, background=background, user=user))
 
 
 def present(
-    ctx: Context,
-    deployment: Deployment,
+    client: Client,
+    deployment: dict[str, Any],
     *,
     open_: bool,
     background: bool,
-    owner_is_caller: bool = True,
+    user: str | None = None,
     ask: Callable[[str, bool], bool] | None = None,
 ) -> int:
-    """The summary, then a shell when asked for (on a terminal: asked); after the shell, keep or retire."""
-    ask = ask or (lambda question, default: _ask(question, ctx, default=default))
-    _summary(ctx, deployment, owner_is_caller)
+    """The summary, then a shell when asked for (on a terminal: asked); after the shell, keep or retire.
+    `deployment` is the result of `POST /v1/deploy`."""
+    out = client.out
+    ask = ask or (lambda question, default: _ask(question, out, default=default))
+    _summary(out, deployment, owner_is_caller=user is None)
     tty = stdin_is_tty()
     if not open_ and not background and tty:
         open_ = ask("Open a shell in it now?", True)
     if not open_:
         return 0
-    code = _open_shell(ctx, deployment)
-    if tty and not ask(f"Keep {deployment.name} running? (no = retire it now; the workspace stays)", True):
-        _retire_one(ctx, deployment.view, save=False)
-        ctx.out.success(f"retired {deployment.name}; the workspace stays")
+    code = _open_shell(client, deployment, user)
+    name = deployment["entry"]["name"]
+    if tty and not ask(f"Keep {name} running? (no = retire it now; the workspace stays)", True):
+        _retire_one(client, deployment["entry"]["container"], save=False, user=user)
+        out.success(f"retired {name}; the workspace stays")
     return code
 
 
-def _retire_one(ctx: Context, view: ContainerView, *, save: bool) -> dict[str, object]:
-    from ds01.orchestrators.retire import retire_container
+def _retire_one(client: Client, name: str, *, save: bool, user: str | None) -> dict[str, Any]:
+    from ds01.client import path_of
 
-    result = retire_container(ctx, view, save=save)
-    saved = result.saved
+    r = client.call("POST", path_of("retire"), {"name": name, "save_changes": save, "user": user})
+    saved = r["saved"]
     return {
-        "name": result.view.name,
-        "container": result.view.docker_name,
-        "user": result.view.user,
-        "gpus_freed": result.gpu_slots,
-        "saved_image": saved.image if saved else None,
-        "added_packages": saved.packages if saved else [],
+        "name": r["retired"],
+        "container": r["container"],
+        "user": r["user"],
+        "gpus_freed": r["freed_gpus"],
+        "saved_image": saved["image"] if saved else None,
+        "added_packages": saved["packages"] if saved else [],
     }
 
 
@@ -175,48 +238,47 @@ def retire(
       container-retire my-thesis --save-changes
       container-retire --all --yes
     """
-    from ds01.atomic.containers import find_container, list_views
-    from ds01.cli.select import container_name
-    from ds01.context import Context
+    from ds01.client import path_of
 
-    ctx = Context.load(json_mode=json_out)
     if all_ and name:
         raise UsageError("give NAME or --all, not both", hint="container-retire --all --yes")
+    client = connect(json_out)
+    out = client.out
     if all_:
-        views = list_views(ctx, owner=ctx.target_user(user))
+        entries = client.call("GET", path_of("containers"), {"user": user})
+        targets = [(str(e["container"]), str(e["name"])) for e in entries]
     else:
-        views = [
-            find_container(ctx, container_name(ctx, name, command="container-retire", user=user), user=user)
-        ]
-    if not views:
-        ctx.out.info("nothing to retire")
+        picked = _pick_container(client, name, command="container-retire", user=user)
+        targets = [(picked, picked.split("._.")[0])]
+    if not targets:
+        out.info("nothing to retire")
         if json_out:
-            ctx.out.json([])
+            out.json([])
         return
-    names = ", ".join(v.name for v in views)
+    names = ", ".join(shown for _, shown in targets)
     if not yes:
         if not stdin_is_tty():
             raise UsageError(
                 f"retiring {names} needs confirmation", hint="pass --yes (no terminal to ask on)"
             )
-        if not _ask(f"Retire {names}? The workspace stays.", ctx, default=True):
+        if not _ask(f"Retire {names}? The workspace stays.", out, default=True):
             raise typer.Exit(1)
     results = []
-    for view in views:
-        results.append(_retire_one(ctx, view, save=save_changes))
+    for target, _ in targets:
+        results.append(_retire_one(client, target, save=save_changes, user=user))
         if not json_out:
-            _retired_message(ctx, results[-1])
+            _retired_message(out, results[-1])
     if json_out:
-        ctx.out.json(results)
+        out.json(results)
 
 
-def _retired_message(ctx: Context, r: dict[str, object]) -> None:
+def _retired_message(out: Output, r: dict[str, Any]) -> None:
     freed = r["gpus_freed"]
     gpu = f"; GPU {', '.join(freed)} is free" if isinstance(freed, list) and freed else ""
-    ctx.out.success(f"retired {r['name']}{gpu}; the workspace stays")
+    out.success(f"retired {r['name']}{gpu}; the workspace stays")
     packages = r["added_packages"]
     if r["saved_image"]:
-        ctx.out.say(f"  saved into {r['saved_image']}")
+        out.say(f"  saved into {r['saved_image']}")
         if isinstance(packages, list) and packages:
-            ctx.out.say(f"  installed since the image was built: {' '.join(packages)}")
-            ctx.out.hint(f"  make it part of the recipe: image-update {r['name']} --add {' '.join(packages)}")
+            out.say(f"  installed since the image was built: {' '.join(packages)}")
+            out.hint(f"  make it part of the recipe: image-update {r['name']} --add {' '.join(packages)}")

@@ -10,8 +10,7 @@ from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app, stdin_is_t
 from ds01.errors import UsageError
 
 if TYPE_CHECKING:
-    from ds01.context import Context
-    from ds01.identity import User
+    from ds01.client import Client
     from ds01.wizards.prompts import Prompter
 
 app = new_app("project", "Start and launch projects: workspace, image and container in one go.")
@@ -31,11 +30,11 @@ def _name(prompter: Prompter, name: str | None) -> str:
 
 
 def run_init(
-    ctx: Context,
-    owner: User,
+    client: Client,
     prompter: Prompter,
     name: str,
     *,
+    user: str | None = None,
     project_type: str | None = None,
     framework: str | None = None,
     desc: str | None = None,
@@ -44,18 +43,21 @@ def run_init(
     gpus: int | None = None,
     guided: bool = False,
 ) -> str:
-    from ds01.project.catalogue import load_catalogue
-    from ds01.wizards.project_init import InitRequest, ask_missing, init_project
+    from ds01 import naming
+    from ds01.wizards.project_init import InitRequest, ask_missing, fetch_catalogue, init_project
 
+    out = client.out
+    naming.normalise_name(name)  # a bad name is exit 2 before any question
     req = InitRequest(name, project_type, framework, desc, git, devcontainer, gpus)
-    req = ask_missing(req, load_catalogue(ctx.config.source), prompter)
-    result = init_project(ctx, owner, req, say=ctx.out.say, guided=guided)
-    if ctx.out.json_mode:
-        ctx.out.json(result.as_dict())
+    catalogue = fetch_catalogue(client)
+    req = ask_missing(req, catalogue, prompter)
+    result = init_project(client, req, catalogue, user=user, say=out.say, guided=guided)
+    if out.json_mode:
+        out.json(result.as_dict())
         return result.name
     verb = "Created" if result.created else "Nothing to add to"
-    ctx.out.success(f"{verb} project [bold]{result.name}[/bold] ({result.project_type}, {result.framework})")
-    ctx.out.table(
+    out.success(f"{verb} project [bold]{result.name}[/bold] ({result.project_type}, {result.framework})")
+    out.table(
         ("", ""),
         [
             ("workspace", str(result.workspace)),
@@ -65,9 +67,7 @@ def run_init(
         ],
         header=False,
     )
-    ctx.out.say(
-        f"[dim]next:[/dim] project-launch {result.name} --open   (builds the image, starts a container)"
-    )
+    out.say(f"[dim]next:[/dim] project-launch {result.name} --open   (builds the image, starts a container)")
     return result.name
 
 
@@ -84,10 +84,14 @@ def init(
     desc: Annotated[str | None, typer.Option("--desc", help="One line about the project.")] = None,
     no_git: Annotated[bool, typer.Option("--no-git", help="No git repository.")] = False,
     devcontainer: Annotated[
-        bool | None, typer.Option("--devcontainer/--no-devcontainer", help="A VS Code dev container config.")
+        bool | None,
+        typer.Option(
+            "--devcontainer/--no-devcontainer",
+            help="VS Code settings for Remote-SSH into the container (ssh NAME.ds01); no docker needed.",
+        ),
     ] = None,
     gpus: Annotated[
-        int | None, typer.Option("--gpus", help="GPUs project-launch asks for (default 1).")
+        int | None, typer.Option("--gpus", help="GPUs project-launch asks for (default 1).", min=0)
     ] = None,
     guided: Annotated[bool, typer.Option("--guided", help="Explain each step as it happens.")] = False,
     yes: YesOpt = False,
@@ -103,15 +107,15 @@ def init(
       project-init my-thesis --type nlp --framework pytorch --yes
       project-init demo --type custom --framework python --no-git --yes
     """
-    from ds01.context import Context
+    from ds01.cli.common import connect
 
-    ctx = Context.load(json_mode=json_out)
+    client = connect(json_out)
     prompter = _prompter(yes, json_out)
     run_init(
-        ctx,
-        ctx.target_user(user),
+        client,
         prompter,
         _name(prompter, name),
+        user=user,
         project_type=project_type,
         framework=framework,
         desc=desc,
@@ -122,11 +126,11 @@ def init(
     )
 
 
-def _pick_project(ctx: Context, owner: User, prompter: Prompter) -> str:
+def _pick_project(client: Client, prompter: Prompter, user: str | None = None) -> str:
     from ds01.wizards.project_launch import list_projects
     from ds01.wizards.prompts import Choice
 
-    projects = list_projects(ctx, owner)
+    projects = list_projects(client, user)
     choices = [
         Choice(p.name, f"{p.name:24} {'image ready' if p.image_ready else 'needs image'}") for p in projects
     ]
@@ -136,7 +140,7 @@ def _pick_project(ctx: Context, owner: User, prompter: Prompter) -> str:
     )
     if picked:
         return picked
-    return run_init(ctx, owner, prompter, _name(prompter, None))
+    return run_init(client, prompter, _name(prompter, None), user=user)
 
 
 @app.command("launch")
@@ -148,8 +152,13 @@ def launch(
         bool, typer.Option("--background", "-b", help="Leave it running; no shell.")
     ] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the image first.")] = False,
-    gpus: Annotated[int | None, typer.Option("--gpus", help="GPU slots (default: the project's).")] = None,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", help="GPU slots (default: the project's).", min=0)
+    ] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="No GPU.")] = False,
+    jupyter: Annotated[
+        bool, typer.Option("--jupyter", help="Start Jupyter in it, reachable only by you (ssh -L).")
+    ] = False,
     yes: YesOpt = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
@@ -162,23 +171,26 @@ def launch(
       project-launch my-thesis --open
       project launch my-thesis --background --gpus 2
       project-launch my-thesis --rebuild
+      project-launch my-thesis --jupyter --background
     """
-    from ds01.cli.image import _views
+    from ds01.cli.common import connect
     from ds01.cli.orchestration import present
-    from ds01.context import Context
     from ds01.wizards.project_launch import launch_project
 
     if open_ and background:
         raise UsageError("--open and --background exclude each other", hint="pass one of them")
-    ctx = Context.load(json_mode=json_out)
-    owner = ctx.target_user(user)
+    client = connect(json_out)
     prompter = _prompter(yes, json_out)
-    name = name or _pick_project(ctx, owner, prompter)
+    name = name or _pick_project(client, prompter, user)
     result = launch_project(
-        ctx, owner, name, rebuild=rebuild, gpus=gpus, cpu_only=cpu_only, make_view=_views(ctx)
+        client, name, user=user, rebuild=rebuild, gpus=gpus, cpu_only=cpu_only, show=not json_out
     )
+    if jupyter:  # cli/access.py: the notebook server and the ssh -L line for the laptop
+        from ds01.cli.access import start_jupyter
+
+        start_jupyter(client, result.deployment["entry"]["name"], user)
     if json_out:
-        ctx.out.json({**result.deployment.entry, "image_built": result.built})
+        client.out.json({**result.deployment["entry"], "image_built": result.built})
         return
     if yes and not open_:
         background = True
@@ -187,12 +199,5 @@ def launch(
         return prompter.confirm(question, default=default, flag="--open / --background")
 
     raise typer.Exit(
-        present(
-            ctx,
-            result.deployment,
-            open_=open_,
-            background=background,
-            owner_is_caller=owner.uid == ctx.user.uid,
-            ask=ask,
-        )
+        present(client, result.deployment, open_=open_, background=background, user=user, ask=ask)
     )

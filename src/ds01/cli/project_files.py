@@ -6,15 +6,18 @@ and git itself. The root app mounts them as `ds01 dir create`, `ds01 git init`, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app
+from ds01.cli.common import JsonOpt, UserOpt, handle_errors, new_app, stdin_is_tty
+from ds01.errors import UsageError
 
 if TYPE_CHECKING:
-    from ds01.atomic.project_files import Created
-    from ds01.context import Context
+    from ds01.output import Output
+    from ds01.project.files import Created
 
 NameArg = Annotated[str | None, typer.Argument(metavar="NAME", help="The project name.", show_default=False)]
 
@@ -23,29 +26,61 @@ git_app = new_app("git", "Git for a project folder.")
 readme_app = new_app("readme", "A project's README.")
 
 
-def _start(name: str | None, command: str, json_out: bool, user: str | None) -> tuple[Context, str]:
+def _name(out: Output, name: str | None, command: str) -> str:
     from ds01 import naming
-    from ds01.cli.select import new_name
-    from ds01.context import Context
 
-    ctx = Context.load(json_mode=json_out)
-    return ctx, naming.normalise_name(new_name(ctx, name, command=command))
+    if not name:
+        if not stdin_is_tty():
+            raise UsageError(
+                f"missing argument NAME for {command}",
+                hint=f"pass it, e.g. `{command} my-thesis` (no terminal to ask on)",
+            )
+        from rich.prompt import Prompt
+
+        name = Prompt.ask("Name (e.g. my-thesis)", console=out.err_console).strip()
+    return naming.normalise_name(name)
 
 
-def _report(ctx: Context, created: Created, what: str) -> None:
-    if ctx.out.json_mode:
-        ctx.out.json({**created.as_dict(), "changed": created.changed})
+def run_in_workspace(
+    name: str | None,
+    command: str,
+    json_out: bool,
+    user: str | None,
+    work: Callable[[Path], Created] | None,
+) -> tuple[Output, Created]:
+    """ds01d makes (or finds) the workspace; then `work` (if any) fills it in as its owner."""
+    from ds01.cli.common import connect
+    from ds01.project import files
+
+    client = connect(json_out)
+    project = _name(client.out, name, command)
+    workspace, created = files.request_workspace(client, project, user)
+    result = (
+        files.Created(workspace)
+        if work is None
+        else files.as_owner(
+            files.owner_uid(user), lambda: work(workspace), files.Created.as_dict, files.Created.from_dict
+        )
+    )
+    if created:
+        result.dirs.insert(0, workspace)
+    return client.out, result
+
+
+def _report(out: Output, created: Created, what: str) -> None:
+    if out.json_mode:
+        out.json({**created.as_dict(), "changed": created.changed})
         return
     for d in created.dirs:
-        ctx.out.info(f"created {d}/")
+        out.info(f"created {d}/")
     for f in created.files:
-        ctx.out.info(f"wrote {f}")
+        out.info(f"wrote {f}")
     for note in created.notes:
-        ctx.out.info(note)
+        out.info(note)
     if created.changed:
-        ctx.out.success(f"{what} in {created.workspace}")
+        out.success(f"{what} in {created.workspace}")
     else:
-        ctx.out.say(f"nothing to do: {what} already in {created.workspace}")
+        out.say(f"nothing to do: {what} already in {created.workspace}")
 
 
 @dir_app.command("create")
@@ -69,10 +104,12 @@ def dir_create(
       dir-create thesis
       dir-create scratch --type blank
     """
-    from ds01.atomic.project_files import create_dirs
+    from ds01.project.files import check_kind, create_dirs
 
-    ctx, project = _start(name, "dir-create", json_out, user)
-    _report(ctx, create_dirs(ctx, ctx.target_user(user), project, kind), "project folders")
+    check_kind(kind)
+    work = None if kind == "blank" else (lambda ws: create_dirs(ws, kind))  # blank: the folder is all
+    out, made = run_in_workspace(name, "dir-create", json_out, user, work)
+    _report(out, made, "project folders")
 
 
 @git_app.command("init")
@@ -94,10 +131,13 @@ def git_init(
       git-init thesis
       git-init scratch --type blank
     """
-    from ds01.atomic.project_files import init_git
+    from ds01.project.files import check_kind
+    from ds01.project.git import check_git, init_git
 
-    ctx, project = _start(name, "git-init", json_out, user)
-    _report(ctx, init_git(ctx, ctx.target_user(user), project, kind=kind), "git repository")
+    check_kind(kind)
+    check_git()
+    out, made = run_in_workspace(name, "git-init", json_out, user, lambda ws: init_git(ws, kind=kind))
+    _report(out, made, "git repository")
 
 
 @readme_app.command("create")
@@ -122,10 +162,10 @@ def readme_create(
     Examples:
       readme-create thesis --description "Fine-tuning a small LLM on court rulings."
     """
-    from ds01.atomic.project_files import create_readme
+    from ds01.project.files import create_readme
 
-    ctx, project = _start(name, "readme-create", json_out, user)
-    owner = ctx.target_user(user)
-    _report(
-        ctx, create_readme(ctx, owner, project, project_type=project_type, description=description), "README"
-    )
+    def work(ws: Path) -> Created:
+        return create_readme(ws, ws.name, project_type=project_type, description=description)
+
+    out, made = run_in_workspace(name, "readme-create", json_out, user, work)
+    _report(out, made, "README")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ds01.cli.common import JsonOpt, handle_errors
+from ds01.errors import Ds01Error, ExitCode
 
 if TYPE_CHECKING:
-    from ds01.context import Context
-    from ds01.errors import Ds01Error
-    from ds01.lifecycle.clock import Clock
-    from ds01.lifecycle.reaper import Entry, PassReport
+    from ds01.output import Output
 
 
 @handle_errors
@@ -24,7 +22,7 @@ def reaper(
         typer.Option(
             "--interval",
             metavar="S",
-            help="Seconds between passes (also 90s, 5m); default: policies.check_interval_m.",
+            help="Seconds between passes (also 90s, 5m); default: 5m. ds01d runs its own loop anyway.",
         ),
     ] = None,
     dry_run: Annotated[
@@ -37,6 +35,8 @@ def reaper(
 ) -> None:
     """Enforce the lifecycle policies on every ds01 container (admins only).
 
+    ds01d runs this loop by itself every policies.check_interval_m; this command asks it for a pass now.
+
     Idle GPU containers: warned at 80 % and 95 % of the owner's idle_timeout_h, then stopped and removed.
 
     Past max_runtime_h: stopped (kept until the hold after stop passes).
@@ -48,102 +48,79 @@ def reaper(
     Examples:
       ds01-reaper --once --dry-run
       ds01-reaper --once --json | jq '.actions'
-      ds01-reaper --interval 2m        (the loop the systemd service runs)
+      ds01-reaper --interval 2m        (passes on demand, in the foreground)
     """
-    from ds01 import units
-    from ds01.context import Context
-    from ds01.errors import PermissionDenied, UsageError
-    from ds01.lifecycle.clock import ManualClock, SystemClock, parse_iso
-    from ds01.lifecycle.reaper import ReaperOptions, locked_pass, run_loop
+    import time
 
-    ctx = Context.load(json_mode=json_out)
-    if not ctx.is_admin:
-        raise PermissionDenied(
-            "ds01-reaper is for admins only",
-            hint="the lab runs it as a system service; see check-limits for your own limits",
-        )
+    from ds01 import units
+    from ds01.cli.common import connect
+    from ds01.client import path_of
+    from ds01.errors import UsageError
+
     try:
-        interval_s = units.parse_seconds(interval) if interval else ctx.config.policies.check_interval_m * 60
+        interval_s = units.parse_seconds(interval) if interval else 300.0
     except ValueError as exc:
         raise UsageError(f"--interval: {exc}") from None
     if interval_s <= 0:
         raise UsageError("--interval must be more than 0 seconds")
-    clock: SystemClock | ManualClock = SystemClock()
-    if now:
-        when = parse_iso(now)
-        if when is None:
-            raise UsageError(f"--now: {now!r} is not an ISO-8601 time", hint="e.g. 2026-11-23T14:05:00Z")
-        clock = ManualClock(when)
-    options = ReaperOptions(dry_run=dry_run)
+    client = connect(json_out)
+    body = {"dry_run": dry_run, "now": now}
     if once:
-        _show(ctx, locked_pass(ctx, clock, options), single=True)
+        _show(client.out, client.call("POST", path_of("reaper"), body), single=True)
         return
-    _stop_on_sigterm(clock)
     if not json_out:
-        ctx.out.info(f"ds01-reaper: a pass every {interval_s:g} s{' (dry run)' if dry_run else ''}")
-    run_loop(ctx, clock, interval_s, options, lambda result: _emit(ctx, result))
-
-
-def _stop_on_sigterm(clock: Clock) -> None:
-    """systemd stops the service with SIGTERM: finish the pass under way, then leave."""
+        client.out.info(f"ds01-reaper: a pass every {interval_s:g} s{' (dry run)' if dry_run else ''}")
     import signal
+    import sys
 
-    signal.signal(signal.SIGTERM, lambda *_: clock.wake())
-
-
-def _emit(ctx: Context, result: PassReport | Ds01Error) -> None:
-    from ds01.errors import Ds01Error
-
-    if isinstance(result, Ds01Error):
-        if ctx.out.json_mode:
-            _json_line(ctx, {"error": {"code": result.code, "message": str(result)}})
-        ctx.out.stderr.write(f"error: {result}\n")
-        ctx.out.stderr.flush()
-        return
-    _show(ctx, result, single=False)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # between passes; ds01d finishes a pass it began
+    while True:
+        try:
+            _show(client.out, client.call("POST", path_of("reaper"), body), single=False)
+        except Ds01Error as err:
+            if err.exit_code in (ExitCode.PERMISSION, ExitCode.USAGE):
+                raise
+            _emit_error(client.out, err)
+        time.sleep(interval_s)
 
 
-def _json_line(ctx: Context, payload: object) -> None:
-    ctx.out.stdout.write(json.dumps(payload, default=str, separators=(",", ":")) + "\n")
-    ctx.out.stdout.flush()
+def _emit_error(out: Output, err: Ds01Error) -> None:
+    if out.json_mode:
+        _json_line(out, {"error": {"code": err.code, "message": str(err)}})
+    out.stderr.write(f"error: {err}\n")
+    out.stderr.flush()
 
 
-def _show(ctx: Context, report: PassReport, *, single: bool) -> None:
-    if ctx.out.json_mode:
+def _json_line(out: Output, payload: object) -> None:
+    out.stdout.write(json.dumps(payload, default=str, separators=(",", ":")) + "\n")
+    out.stdout.flush()
+
+
+def _show(out: Output, report: dict[str, Any], *, single: bool) -> None:
+    if out.json_mode:
         if single:
-            ctx.out.json(report.as_dict())
+            out.json(report)
         else:  # the loop: one JSON document per line, per pass
-            _json_line(ctx, report.as_dict())
+            _json_line(out, report)
         return
-    entries = report.entries if single else report.actions
+    entries = report["containers"] if single else report["actions"]
     if single:
-        rows = [
-            (
-                e.seen.summary.name,
-                e.seen.owner.name,
-                e.seen.status,
-                e.decision.action,
-                _outcome(e) + e.decision.reason,
-            )
-            for e in entries
-        ]
-        ctx.out.table(("container", "user", "status", "action", "reason"), rows, empty="no ds01 containers")
+        rows = [(e["name"], e["user"], e["status"], e["action"], _outcome(e) + e["reason"]) for e in entries]
+        out.table(("container", "user", "status", "action", "reason"), rows, empty="no ds01 containers")
     else:
-        stamp = report.at.strftime("%Y-%m-%d %H:%M:%S")
+        stamp = str(report["at"]).replace("T", " ").removesuffix("Z")
         for e in entries:
-            ctx.out.say(
-                f"{stamp} {e.decision.action} {e.seen.summary.name} ({e.seen.owner.name}): "
-                f"{_outcome(e)}{e.decision.reason}"
-            )
-    if report.gpu_notice:
-        ctx.out.warn(report.gpu_notice)
+            out.say(f"{stamp} {e['action']} {e['name']} ({e['user']}): {_outcome(e)}{e['reason']}")
+    if report.get("gpu_notice"):
+        out.warn(report["gpu_notice"])
     if single:
-        done = "would act" if report.dry_run else "acted"
-        ctx.out.info(
-            f"{report.as_dict()['checked']} containers checked, {done} on {len(report.actions)} "
-            f"in {report.elapsed_s:.2f} s" + (" (dry run: nothing changed)" if report.dry_run else "")
+        dry = report["dry_run"]
+        done = "would act" if dry else "acted"
+        out.info(
+            f"{report['checked']} containers checked, {done} on {len(report['actions'])} "
+            f"in {report['elapsed_s']:.2f} s" + (" (dry run: nothing changed)" if dry else "")
         )
 
 
-def _outcome(entry: Entry) -> str:
-    return f"[failed: {entry.error}] " if entry.error else ""
+def _outcome(entry: dict[str, Any]) -> str:
+    return f"[failed: {entry['error']}] " if entry.get("error") else ""

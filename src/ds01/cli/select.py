@@ -1,17 +1,27 @@
 """A missing NAME: a numbered choice on a terminal, a usage error (exit 2) naming the argument otherwise.
 
-Rich's prompts, not questionary: questionary belongs to the wizards.
+The choices come from ds01d (`GET /v1/containers`). Rich's prompts, not questionary: questionary belongs to
+the wizards.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ds01.cli.common import stdin_is_tty
+from ds01.client import path_of
 from ds01.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
-    from ds01.context import Context
+    from ds01.client import Client
+    from ds01.output import Output
+
+
+class HasOutput(Protocol):
+    """A client (or anything with the command's `Output`)."""
+
+    @property
+    def out(self) -> Output: ...
 
 
 def _no_terminal(command: str, example: str) -> UsageError:
@@ -22,40 +32,45 @@ def _no_terminal(command: str, example: str) -> UsageError:
 
 
 def container_name(
-    ctx: Context,
+    client: Client,
     name: str | None,
     *,
     command: str,
     user: str | None = None,
     states: frozenset[str] | None = None,
 ) -> str:
-    """NAME as given, or one of the user's containers (in `states`) picked from a numbered list."""
+    """NAME as given, or one of the user's containers (in `states`) picked from a numbered list; the pick
+    is returned as the engine's name (`name._.uid`)."""
     if name:
         return name
     if not stdin_is_tty():
         raise _no_terminal(command, "thesis")
     from rich.prompt import IntPrompt
 
-    from ds01.atomic.containers import list_views
-
-    views = [v for v in list_views(ctx, owner=ctx.target_user(user)) if states is None or v.state in states]
-    if not views:
+    entries = [
+        e
+        for e in client.call("GET", path_of("containers"), {"user": user})
+        if states is None or e["status"] in states
+    ]
+    if not entries:
         raise NotFound(
             f"no container to pick for {command}", hint="see container-list, or container-create NAME"
         )
-    console = ctx.out.err_console
-    for i, v in enumerate(views, 1):
-        console.print(f"  {i}) {v.name}  [dim]{v.state}, {v.image}[/dim]", markup=True, highlight=False)
+    console = client.out.err_console
+    for i, e in enumerate(entries, 1):
+        console.print(
+            f"  {i}) {e['name']}  [dim]{e['status']}, {e['image']}[/dim]", markup=True, highlight=False
+        )
     pick = IntPrompt.ask(
         "Which container",
         console=console,
-        choices=[str(i) for i in range(1, len(views) + 1)],
+        choices=[str(i) for i in range(1, len(entries) + 1)],
         show_choices=False,
     )
-    return views[pick - 1].docker_name
+    return str(entries[pick - 1]["container"])
 
 
-def new_name(ctx: Context, name: str | None, *, command: str) -> str:
+def new_name(client: HasOutput, name: str | None, *, command: str) -> str:
     """NAME as given, or asked for on a terminal."""
     if name:
         return name
@@ -63,4 +78,4 @@ def new_name(ctx: Context, name: str | None, *, command: str) -> str:
         raise _no_terminal(command, "my-thesis")
     from rich.prompt import Prompt
 
-    return Prompt.ask("Name (e.g. my-thesis)", console=ctx.out.err_console).strip()
+    return Prompt.ask("Name (e.g. my-thesis)", console=client.out.err_console).strip()

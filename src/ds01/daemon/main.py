@@ -11,9 +11,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ds01 import __version__, protocol
 from ds01.errors import ConfigError, Ds01Error, ExitCode
+
+if TYPE_CHECKING:
+    from ds01.daemon.service import Daemon
 
 log = logging.getLogger("ds01d")
 
@@ -51,6 +55,33 @@ def _notify_systemd(state: str) -> None:
         s.sendto(state.encode(), addr)
 
 
+def _reconcile(daemon: Daemon) -> None:
+    """Finish or undo the operations a previous ds01d was killed in (daemon/reconcile.py)."""
+    from ds01.context import Context
+    from ds01.daemon.reconcile import run_on_start, start_retry_thread
+    from ds01.identity import user_by_uid
+
+    def context() -> Context:
+        return Context(config=daemon.config, user=user_by_uid(0), gateway_factory=daemon.gateway)
+
+    run_on_start(context())
+    start_retry_thread(context, daemon.stopping)
+
+
+def _restore_relays(daemon: Daemon) -> None:
+    """The port and Jupyter relays a previous ds01d ran, opened again in the background."""
+
+    def run() -> None:
+        from ds01.atomic import access
+
+        try:
+            access.RELAYS.restore(daemon.gateway, daemon.config.paths)
+        except Exception:  # the engine may be away; the first access request tries again
+            log.warning("restoring port relays failed", exc_info=True)
+
+    threading.Thread(target=run, name="relays", daemon=True).start()
+
+
 def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool) -> int:
     from ds01.daemon.routes import load_endpoints
     from ds01.daemon.server import Server
@@ -65,7 +96,9 @@ def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool
         print(f"error: {err}", file=sys.stderr)
         return int(err.exit_code)
     load_endpoints()
+    _reconcile(daemon)  # before the socket exists: no request sees half-done work
     server = Server(daemon, socket_path)
+    _restore_relays(daemon)
     if pidfile:
         pidfile.write_text(f"{os.getpid()}\n")
 
@@ -80,6 +113,12 @@ def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool
         from ds01.daemon.loop import start_lifecycle_loop
 
         start_lifecycle_loop(daemon)
+    from ds01.daemon.metrics import start_metrics
+
+    start_metrics(daemon)  # /metrics on monitoring.listen (followed when the config changes)
+    from ds01.daemon.endpoints.observability import start_greeting_cache
+
+    start_greeting_cache(daemon)  # <run_dir>/users/<uid>/greeting, for the login greeting
     log.info("ds01d %s listening on %s (config %s)", __version__, socket_path, config)
     _notify_systemd("READY=1")
     try:

@@ -15,6 +15,7 @@ import socket
 import socketserver
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any, cast
@@ -22,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ds01 import protocol
 from ds01.context import Context
-from ds01.daemon import routes
+from ds01.daemon import metrics, routes
 from ds01.daemon.caller import Caller, caller_of
 from ds01.daemon.schema import parse
 from ds01.daemon.service import Daemon
@@ -74,6 +75,16 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s", format % args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a request line or header over 64 KiB, bad syntax, an unknown method,
+        another HTTP version) as the protocol's error line, like every other answer: one line, exit 2."""
+        self.close_connection = True
+        err = UsageError(
+            f"ds01d refused the request: {message or HTTPStatus(code).phrase}",
+            hint="shorten the values given, or use ds01's own commands",
+        )
+        _Stream(self).write("error", protocol.error_payload(err), code)
+
     def do_GET(self) -> None:
         self._dispatch()
 
@@ -115,7 +126,9 @@ class Handler(BaseHTTPRequestHandler):
                 route_name,
             )
         finally:
-            log.debug("%s %s %.1f ms", route_name, caller and caller.uid, (time.monotonic() - started) * 1e3)
+            took = time.monotonic() - started
+            metrics.observe_request(route_name, took)
+            log.debug("%s %s %.1f ms", route_name, caller and caller.uid, took * 1e3)
 
     def _body(self, route: routes.Route, query: str) -> Any:
         if self.command == "GET":
@@ -160,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
             upload=cast("IO[bytes]", self.rfile) if route.upload else None, upload_length=length,
             connection=self.request,
         )  # fmt: skip
+        if route.upload:
+            self.body_read = True  # an upload handler reads its body itself (never drained a second time)
         result = route.handler(req)
         stream.write("result", result)
 

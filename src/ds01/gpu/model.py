@@ -23,6 +23,7 @@ class Slot:
     utilization: float | None = None
     processes: int = 0
     memory_used_mib: int | None = None
+    pids: tuple[int, ...] = ()  # host pids of its compute processes, where the probe knows them
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Gpu:
     utilization: float | None = None
     processes: int = 0
     migs: tuple[Slot, ...] = ()
+    pids: tuple[int, ...] = ()  # host pids of the compute processes on the whole GPU
 
     @property
     def usable(self) -> bool:
@@ -57,6 +59,7 @@ class Gpu:
                 self.memory_mib,
                 self.utilization,
                 self.processes,
+                pids=self.pids,
             ),
         )
 

@@ -6,6 +6,7 @@ indices have gaps once slices are destroyed and re-created.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import threading
 from collections import Counter
@@ -51,13 +52,35 @@ def _maybe(fn: Callable[..., T], *args: Any, default: T) -> T:
 
 _init_lock = threading.Lock()
 _initialised = False
+_library: str | None = None  # what pynvml's handle was loaded from
+DEFAULT_LIBRARY = "libnvidia-ml.so.1"
 
 
-def _init() -> None:
+def _load(library: str) -> None:
+    """Load `library` into pynvml (its own loader knows only the bare name): a bare name goes through the
+    dynamic loader's search, a path loads that file only. Raises NVMLError_LibraryNotFound."""
+    global _library
+    with pynvml.libLoadLock:
+        if pynvml.nvmlLib is not None and _library == library:
+            return
+        try:
+            pynvml.nvmlLib = ctypes.CDLL(library)
+        except OSError:
+            pynvml.nvmlLib = None
+            _library = None
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND) from None
+        _library = library
+
+
+def _init(library: str = DEFAULT_LIBRARY) -> None:
     """nvmlInit once per process (ds01d lives long: a probe then costs only the queries)."""
     global _initialised
     with _init_lock:
+        if _initialised and _library != library:  # the setting changed: start again from the new library
+            _maybe(pynvml.nvmlShutdown, default=None)
+            _initialised = False
         if not _initialised:
+            _load(library)
             pynvml.nvmlInit()
             _initialised = True
 
@@ -70,12 +93,13 @@ def shutdown() -> None:
             _initialised = False
 
 
-def probe(*, explicit: bool = False) -> Inventory:
+def probe(*, explicit: bool = False, library: str = DEFAULT_LIBRARY) -> Inventory:
     try:
-        _init()
+        _init(library)
     except pynvml.NVMLError_LibraryNotFound:
         prefix = "gpu.backend is nvml but " if explicit else ""
-        return Inventory(backend="none", notice=prefix + NO_DRIVER)
+        where = "" if library == DEFAULT_LIBRARY else f" (gpu.nvml_library: {library})"
+        return Inventory(backend="none", notice=prefix + NO_DRIVER + where)
     except pynvml.NVMLError as exc:
         return Inventory(
             backend="none", notice=f"the NVIDIA driver did not answer ({exc}): GPUs are unavailable"
@@ -116,7 +140,12 @@ def _gpu(index: int) -> Gpu:
         utilization=None if utilization is None else float(utilization.gpu),
         processes=len(processes),
         migs=migs,
+        pids=_pids(processes),
     )
+
+
+def _pids(processes: list[Any]) -> tuple[int, ...]:
+    return tuple(sorted({int(p.pid) for p in processes if getattr(p, "pid", None) is not None}))
 
 
 def _total_slices(handle: Any) -> int:
@@ -131,18 +160,27 @@ def _total_slices(handle: Any) -> int:
 def _migs(handle: Any, gpu_index: int, name: str, slices: int, processes: list[Any]) -> tuple[Slot, ...]:
     # processes on a MIG-enabled GPU carry the GPU/compute instance they run on
     per_instance = Counter((p.gpuInstanceId, p.computeInstanceId) for p in processes)
+    pids: dict[tuple[int, int], set[int]] = {}
+    for p in processes:
+        pids.setdefault((p.gpuInstanceId, p.computeInstanceId), set()).add(int(p.pid))
     out = []
     for mig_index in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
         try:
             mig = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index)
         except _EMPTY_MIG_SLOT:
             continue
-        out.append(_mig_slot(mig, gpu_index, mig_index, name, slices, per_instance))
+        out.append(_mig_slot(mig, gpu_index, mig_index, name, slices, per_instance, pids))
     return tuple(out)
 
 
 def _mig_slot(
-    mig: Any, gpu_index: int, mig_index: int, name: str, slices: int, per_instance: Counter[tuple[int, int]]
+    mig: Any,
+    gpu_index: int,
+    mig_index: int,
+    name: str,
+    slices: int,
+    per_instance: Counter[tuple[int, int]],
+    pids: dict[tuple[int, int], set[int]],
 ) -> Slot:
     memory = pynvml.nvmlDeviceGetMemoryInfo(mig)
     attrs = _maybe(pynvml.nvmlDeviceGetAttributes, mig, default=None)
@@ -166,6 +204,7 @@ def _mig_slot(
         utilization=None if utilization is None else float(utilization.gpu),
         processes=max(len(own), per_instance.get(instance, 0)),
         memory_used_mib=int(memory.used // MIB),
+        pids=_pids(own) or tuple(sorted(pids.get(instance, set()))),
     )
 
 

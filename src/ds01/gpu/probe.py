@@ -17,4 +17,4 @@ def probe_inventory(settings: GpuSettings) -> Inventory:
         from ds01.gpu import nvml
     except ImportError:
         return Inventory(backend="none", notice="the NVML binding (nvidia-ml-py) is not installed: no GPUs")
-    return nvml.probe(explicit=settings.backend == "nvml")
+    return nvml.probe(explicit=settings.backend == "nvml", library=settings.nvml_library)

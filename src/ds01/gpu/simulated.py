@@ -93,9 +93,25 @@ def _gpu(path: Path, index: int, entry: Any) -> Gpu:
         utilization=None
         if mig_raw is not None
         else _number(path, f"{where}.utilization", entry.get("utilization"), 0),
-        processes=int(_number(path, f"{where}.processes", entry.get("processes"), 0)),
+        processes=_count(path, where, entry.get("processes")),
         migs=migs,
+        pids=_pids(path, where, entry.get("processes")),
     )
+
+
+def _count(path: Path, where: str, raw: Any) -> int:
+    """`processes`: a count, or the list of the processes' host pids (as NVML gives them)."""
+    if isinstance(raw, list):
+        return len(_pids(path, where, raw))
+    return int(_number(path, f"{where}.processes", raw, 0))
+
+
+def _pids(path: Path, where: str, raw: Any) -> tuple[int, ...]:
+    if not isinstance(raw, list):
+        return ()
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in raw):
+        raise ConfigError(f"{path}: {where}.processes: expected a count or a list of pids (integers > 0)")
+    return tuple(sorted(set(raw)))
 
 
 def _mig(path: Path, gpu_index: int, mig_index: int, entry: Any, name: str, slices: int) -> Slot:
@@ -118,6 +134,7 @@ def _mig(path: Path, gpu_index: int, mig_index: int, entry: Any, name: str, slic
         gpueq=compute / slices,
         memory_mib=memory_gb * 1024,
         utilization=None,
-        processes=int(_number(path, f"{where}.processes", entry.get("processes"), 0)),
+        processes=_count(path, where, entry.get("processes")),
         memory_used_mib=int(_number(path, f"{where}.memory_used_mib", entry.get("memory_used_mib"), 0)),
+        pids=_pids(path, where, entry.get("processes")),
     )

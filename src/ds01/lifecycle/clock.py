@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -11,33 +10,17 @@ from typing import Protocol
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
-    def sleep(self, seconds: float) -> bool:
-        """Wait; False when woken early by `wake` (the loop should stop)."""
-        ...
-
-    def wake(self) -> None: ...
-
 
 class SystemClock:
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def sleep(self, seconds: float) -> bool:
-        return not self._stop.wait(seconds)
-
-    def wake(self) -> None:
-        self._stop.set()
-
 
 class ManualClock:
-    """A clock that moves only when told to; `sleep` advances it instantly."""
+    """A clock that moves only when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime.now(UTC)
-        self._stopped = False
 
     def now(self) -> datetime:
         return self._now
@@ -48,15 +31,6 @@ class ManualClock:
     def advance(self, *, seconds: float = 0, minutes: float = 0, hours: float = 0) -> datetime:
         self._now += timedelta(seconds=seconds, minutes=minutes, hours=hours)
         return self._now
-
-    def sleep(self, seconds: float) -> bool:
-        if self._stopped:
-            return False
-        self.advance(seconds=seconds)
-        return True
-
-    def wake(self) -> None:
-        self._stopped = True
 
 
 def monotonic() -> float:

@@ -34,6 +34,7 @@ class IdleInputs:
     gpu: list[SlotReading]
     activity: Activity | None
     keepalive_mtime: datetime | None = None
+    paused: bool = False  # frozen: idle whatever the GPU readings say (memory held is not work done)
 
 
 def in_grace(started_at: datetime, now: datetime, policies: Policies) -> bool:
@@ -46,7 +47,9 @@ def timeout_seconds(timeout_h: float, high_demand: bool, policies: Policies) -> 
 
 
 def activity_reasons(inputs: IdleInputs, policies: Policies) -> list[str]:
-    """Why the container counts as active; empty when every signal is idle."""
+    """Why the container counts as active; empty when every signal is idle (always, while paused)."""
+    if inputs.paused:
+        return []
     reasons = []
     for r in inputs.gpu:
         if r.busy and r.utilization is not None:
@@ -80,6 +83,7 @@ def _values(inputs: IdleInputs, record: ContainerState) -> dict[str, Any]:
         "idle_streak": record.idle_streak,
         "last_activity": record.last_activity,
         "high_demand": inputs.high_demand,
+        "paused": inputs.paused,
     }
 
 
@@ -124,6 +128,8 @@ def _judge_idle_time(
         "idle_share": round(share, 3),
     }
     shown = f"idle {minutes(idle_s)} of {minutes(limit_s)}{demand}"
+    if inputs.paused:
+        shown += " (paused: paused time counts as idle)"
     window = policies.idle_detection_window
     if record.idle_streak < window:
         return Decision(NONE, f"{shown}; idle for {record.idle_streak} of {window} checks (window)", values)

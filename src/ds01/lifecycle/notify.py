@@ -1,4 +1,5 @@
-"""Warnings users actually see: on every terminal they have open, and in `/workspace/.ds01-alerts`.
+"""Warnings users actually see: on every terminal they have open, in `/workspace/.ds01-alerts`, and by
+e-mail when `notify.smtp` is configured (to `notify.addresses[user]`, else `user@notify.domain`).
 
 Terminals are the host pseudo-terminals the user owns plus the shells inside the container (found through
 the container's processes). The alerts file is appended by a child process running as the user, with
@@ -15,9 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ds01.lifecycle.decision import minutes
+
+if TYPE_CHECKING:
+    from ds01.config import NotifySettings
 
 ALERTS_FILE = ".ds01-alerts"
 KEEPALIVE_FILE = ".keep-alive"
@@ -57,17 +61,74 @@ class Recipient:
 class Delivery:
     terminals: int
     alerts_file: bool
+    email: bool | None = None  # None: no mail relay configured (or no address for the user)
 
-    def as_dict(self) -> dict[str, int | bool]:
-        return {"terminals": self.terminals, "alerts_file": self.alerts_file}
+    def as_dict(self) -> dict[str, int | bool | None]:
+        out: dict[str, int | bool | None] = {"terminals": self.terminals, "alerts_file": self.alerts_file}
+        if self.email is not None:
+            out["email"] = self.email
+        return out
 
 
-def deliver(notice: Notice, to: Recipient, now: datetime) -> Delivery:
+MAILED = ("WARNING", "FINAL WARNING", "STOPPED")  # idle and runtime warnings and stops
+
+
+def deliver(notice: Notice, to: Recipient, now: datetime, settings: NotifySettings | None = None) -> Delivery:
     written = write_terminals(notice.for_terminal(), to)
     saved = bool(to.workspace) and append_as_user(
         Path(str(to.workspace)) / ALERTS_FILE, notice.for_file(now), to
     )
-    return Delivery(written, saved)
+    mailed = None
+    if settings is not None and settings.smtp is not None and notice.severity in MAILED:
+        mailed = send_mail(notice, to, now, settings)
+    return Delivery(written, saved, mailed)
+
+
+# -- e-mail ------------------------------------------------------------------------------------------------
+def _username(uid: int) -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def mail_message(notice: Notice, user: str, address: str, now: datetime, sender: str) -> Any:
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    msg = EmailMessage()
+    msg["Subject"] = f"ds01 {notice.severity}: container {notice.container}"
+    msg["From"] = sender
+    msg["To"] = address
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="ds01")
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    body = [f"Hello {user},", "", *notice.lines, "", f"Sent by ds01 at {now.strftime('%Y-%m-%d %H:%M UTC')}."]
+    msg.set_content("\n".join(body) + "\n")
+    return msg
+
+
+def send_mail(notice: Notice, to: Recipient, now: datetime, settings: NotifySettings) -> bool:
+    """One message through `notify.smtp`; False (never an exception) when it could not be handed over."""
+    import logging
+    import smtplib
+
+    user = _username(to.uid)
+    address = settings.address_for(user) if user else None
+    if not address or settings.smtp is None or user is None:
+        return False
+    host, port = settings.smtp
+    try:
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            if settings.starttls:
+                smtp.starttls()
+            smtp.send_message(mail_message(notice, user, address, now, settings.sender))
+        return True
+    except (OSError, smtplib.SMTPException) as exc:
+        logging.getLogger("ds01d").warning("notice e-mail to %s failed: %s", address, exc)
+        return False
 
 
 # -- terminals -------------------------------------------------------------------------------------------

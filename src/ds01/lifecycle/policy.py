@@ -48,8 +48,9 @@ def demand(holdings: list[Holding], inventory: Inventory | None, policies: Polic
 
 
 def judge_runtime(record: ContainerState, now: datetime, started_at: datetime, limits: Limits) -> Decision:
-    """Warn at 75 % and 90 % of max_runtime_h from the start; stop (not remove) at 100 %, never in the pass
-    that first gives the final warning."""
+    """Warn at 75 % and 90 % of max_runtime_h from the container's FIRST start (`started_at`: stops, starts
+    and pauses do not reset it); stop (not remove) at 100 %, never in the pass that first gives the final
+    warning."""
     limit_h = limits.max_runtime_h
     ran_s = (now - started_at).total_seconds()
     values: dict[str, Any] = {
@@ -62,7 +63,9 @@ def judge_runtime(record: ContainerState, now: datetime, started_at: datetime, l
     limit_s = limit_h * 3600
     share = ran_s / limit_s if limit_s > 0 else float("inf")
     values["runtime_share"] = round(share, 3)
-    shown = f"running {minutes(ran_s)} of max_runtime_h {limit_h:g} h"
+    # a raised limit (container-extend, a config edit) takes back the warnings above the new share
+    record.runtime_warned = [lvl for lvl in record.runtime_warned if lvl <= share * 100]
+    shown = f"running {minutes(ran_s)} since its first start, of max_runtime_h {limit_h:g} h"
     if share >= 1 and FINAL_RUNTIME_LEVEL in record.runtime_warned:
         return Decision(RUNTIME_STOP, f"{shown}: max_runtime_h reached", values)
     due = [lvl for lvl in RUNTIME_LEVELS if share * 100 >= lvl]

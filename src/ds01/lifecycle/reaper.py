@@ -8,9 +8,9 @@ removes and records. Every action is an event with its reason.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ds01 import naming
-from ds01.atomic.holdings import gpu_holdings, parse_time
+from ds01.atomic.grants import Grants
+from ds01.atomic.holdings import OutsideUse, gpu_holdings, outside_uses, parse_time
 from ds01.config import Limits
 from ds01.errors import Ds01Error, NotFound
 from ds01.identity import User, lookup_user
 from ds01.lifecycle import notify
-from ds01.lifecycle.clock import Clock, iso
+from ds01.lifecycle.clock import Clock, iso, parse_iso
 from ds01.lifecycle.decision import (
     CLEANUP,
     ERROR,
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from ds01.context import Context
     from ds01.docker_gateway import ContainerSummary, Gateway
     from ds01.gpu.model import Inventory
+
+
+LIVE = ("running", "paused")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,15 @@ class Seen:
         return parse_time(str(self.details.get("Created") or "")) or (
             datetime.fromtimestamp(self.summary.created, UTC) if self.summary.created else None
         )
+
+    @property
+    def paused(self) -> bool:
+        return self.status == "paused"
+
+    @property
+    def live(self) -> bool:
+        """Running or paused: a paused container holds what a running one holds, and its time counts."""
+        return self.status in LIVE
 
     @property
     def pid(self) -> int:
@@ -152,6 +165,7 @@ class PassReport:
     entries: list[Entry] = field(default_factory=list)
     gpu_notice: str | None = None
     elapsed_s: float = 0.0
+    outside: list[OutsideUse] = field(default_factory=list)  # GPU slots busy with processes outside ds01
 
     @property
     def actions(self) -> list[Entry]:
@@ -165,6 +179,7 @@ class PassReport:
             "checked": len({e.seen.id for e in self.entries}),
             "demand": self.demand.as_dict() if self.demand else None,
             "gpu_notice": self.gpu_notice,
+            "gpu_outside": [u.as_dict() for u in self.outside],
             "actions": [e.as_dict() for e in self.actions],
             "containers": [e.as_dict() for e in self.entries],
         }
@@ -217,11 +232,23 @@ def _probe(ctx: Context) -> tuple[Inventory | None, str | None]:
 
 
 def _record(records: dict[str, ContainerState], seen: Seen) -> ContainerState:
+    """The container's record for this pass. A (re)start begins a fresh idle record; the first start seen
+    is kept for good (max_runtime_h counts from it), whatever stops and starts come after."""
     record = copy.deepcopy(records.get(seen.id)) or ContainerState(id=seen.id)
-    if record.started_at != seen.started_raw:  # new, or restarted since: a fresh record
+    if seen.live and record.started_at != seen.started_raw:  # new, or restarted since
         record.reset(seen.started_raw)
+    started = seen.started_at
+    first = parse_iso(record.first_started_at)
+    if started is not None and (first is None or started < first):
+        record.first_started_at = iso(started)
     record.name = seen.summary.name
     return record
+
+
+def _first_start(seen: Seen, record: ContainerState, now: datetime) -> datetime:
+    first = parse_iso(record.first_started_at)
+    started = seen.started_at or now
+    return min(first, started) if first is not None else started
 
 
 def _decide_running(
@@ -232,13 +259,29 @@ def _decide_running(
     high_demand: bool,
     inventory: Inventory | None,
     activity: Activity | None,
+    grants: Grants,
 ) -> list[Decision]:
     started = seen.started_at or now
-    runtime = judge_runtime(record, now, started, seen.limits)
+    exemption = grants.exemption(seen.owner.name, now)
+    if exemption is not None:  # an admin's grant: no runtime or idle stop until it ends by itself
+        return [
+            Decision(
+                NONE,
+                f"exempt until {exemption.until} ({exemption.reason}, granted by {exemption.by})",
+                {"exempt_until": exemption.until},
+            )
+        ]
+    limits = seen.limits
+    extra_h = grants.extra_h(seen.id)
+    if extra_h and limits.max_runtime_h is not None:  # container-extend, within the owner's budget
+        limits = dataclasses.replace(limits, max_runtime_h=limits.max_runtime_h + extra_h)
+    runtime = judge_runtime(record, now, _first_start(seen, record, now), limits)
     if not seen.holds_gpu:
         return [runtime]
     policies = ctx.config.policies
     mtime = notify.keepalive_mtime(seen.workspace)
+    if seen.paused:  # a frozen container does no work: every check while paused is an idle one
+        activity = Activity(cpu_percent=0.0, source="paused")
     inputs = IdleInputs(
         now=now,
         started_at=started,
@@ -247,6 +290,7 @@ def _decide_running(
         gpu=read_slots(seen.labels, inventory, policies.gpu_idle_threshold),
         activity=activity,
         keepalive_mtime=datetime.fromtimestamp(mtime, UTC) if mtime is not None else None,
+        paused=seen.paused,
     )
     idle = judge_idle(record, inputs, policies)
     if runtime.action == RUNTIME_STOP:
@@ -267,10 +311,11 @@ def _decide(
     dem: Demand,
     inventory: Inventory | None,
     activity: Activity | None,
+    grants: Grants,
 ) -> list[Decision]:
     status = seen.status
-    if status == "running" and record is not None:
-        return _decide_running(seen, record, now, ctx, dem.high, inventory, activity)
+    if seen.live and record is not None:
+        return _decide_running(seen, record, now, ctx, dem.high, inventory, activity, grants)
     if status == "created" and seen.started_at is None:
         return [judge_created(now, seen.created_at, ctx.config.policies)]
     if status in ("exited", "dead"):
@@ -291,7 +336,7 @@ def _recipient(gateway: Gateway, seen: Seen) -> notify.Recipient:
         groups = tuple(os.getgrouplist(owner.name, owner.gid)) if owner.gid >= 0 else ()
     except OSError:
         groups = (owner.gid,)
-    pids = tuple(container_pids(gateway, seen.id, seen.pid)) if seen.status == "running" else ()
+    pids = tuple(container_pids(gateway, seen.id, seen.pid)) if seen.live else ()
     return notify.Recipient(owner.uid, owner.gid, groups, seen.workspace, pids)
 
 
@@ -312,7 +357,7 @@ def _deliver(entry: Entry, ctx: Context, now: datetime, recipient: notify.Recipi
     if entry.seen.owner.uid < 0:
         return
     recipient = recipient or _recipient(ctx.gateway, entry.seen)
-    entry.delivered = notify.deliver(_notice(entry, ctx), recipient, now)
+    entry.delivered = notify.deliver(_notice(entry, ctx), recipient, now, ctx.config.notify)
 
 
 def _log(ctx: Context, entry: Entry, **extra: Any) -> None:
@@ -341,6 +386,8 @@ def _stop(entry: Entry, ctx: Context) -> bool:
     Runs in a worker thread, so it only talks to the engine; notices and events follow in the caller."""
     gateway, seen = ctx.gateway, entry.seen
     try:
+        if seen.paused:  # a frozen process cannot act on SIGTERM: thaw it first, so it can save its work
+            gateway.unpause(seen.id)
         gateway.stop(seen.id, timeout=ctx.config.policies.sigterm_grace_s)
     except Ds01Error as err:
         entry.error = str(err)
@@ -401,15 +448,63 @@ def _carry_out(entries: list[Entry], ctx: Context, now: datetime) -> None:
 
 
 def _save(
-    store: StateStore, entries: list[Entry], records: dict[str, ContainerState], listed: set[str]
+    store: StateStore,
+    entries: list[Entry],
+    records: dict[str, ContainerState],
+    stored: dict[str, ContainerState],
+    listed: set[str],
 ) -> None:
     gone = {
         e.seen.id for e in entries if e.done and e.decision.action in (IDLE_STOP, CLEANUP) and not e.error
     }
     for cid, record in records.items():
-        if cid not in gone:
+        if cid not in gone and record != stored.get(cid):
             store.save(record)
-    store.prune({cid for cid in listed if cid not in gone and cid in records})
+    store.prune({cid for cid in listed if cid not in gone})
+
+
+def _refresh_totals(ctx: Context, seen: list[Seen]) -> None:
+    """Per-user totals as the config says now, written to the parents of the users seen (a config edit
+    reaches the containers that already run)."""
+    from ds01.atomic.user_cgroup import refresh
+
+    owners = {s.owner.uid: s.limits for s in seen if s.owner.uid >= 0}
+    refresh(ctx, ctx.config, list(owners.items()))
+
+
+def _prune_images(ctx: Context) -> None:
+    from ds01.atomic.images import prune_images
+
+    try:
+        prune_images(ctx)
+    except Ds01Error as err:  # the engine busy or gone: the next pass tries again
+        import logging
+
+        logging.getLogger("ds01d").warning("image prune: %s", err)
+
+
+def _log_outside(ctx: Context, uses: list[OutsideUse]) -> None:
+    """One `gpu_outside` event when a process outside ds01 is first seen on a slot (not at every pass)."""
+    from ds01.lifecycle.state import load_seen_outside, save_seen_outside
+
+    state_dir = ctx.config.paths.state_dir
+    before = load_seen_outside(state_dir)
+    now_seen = {f"{u.slot.uuid}:{','.join(map(str, u.pids)) or '?'}": u for u in uses}
+    for key, use in now_seen.items():
+        if key not in before:
+            user = use.users[0] if use.users and use.users[0] != "?" else "root"
+            ctx.log(
+                "gpu_outside",
+                None,
+                user=user,
+                slot=use.slot.id,
+                uuid=use.slot.uuid,
+                pids=list(use.pids),
+                users=list(use.users),
+                reason=f"GPU slot {use.slot.id} {use.describe()}: nobody is given it while this runs",
+            )
+    if set(now_seen) != before:
+        save_seen_outside(state_dir, set(now_seen))
 
 
 # -- the pass and the loop ------------------------------------------------------------------------------
@@ -422,26 +517,32 @@ def run_pass(ctx: Context, clock: Clock, options: ReaperOptions | None = None) -
     details = _inspect_all(gateway, summaries)
     owners = _Owners(ctx)
     seen = [Seen(c, details[c.id], *owners.get(c.labels)) for c in summaries if c.id in details]
-    inventory, notice = _probe(ctx) if any(s.holds_gpu for s in seen) else (None, None)
+    wants_probe = ctx.config.gpu.backend != "none" or any(s.holds_gpu for s in seen)
+    inventory, notice = _probe(ctx) if wants_probe else (None, None)
     holdings = gpu_holdings(
         gateway, ctx.config, now=now, containers=[s.summary for s in seen], inventory=inventory
     )
     dem = demand(holdings, inventory, ctx.config.policies)
     store = StateStore(ctx.config.paths.state_dir)
     stored = store.load_all()
-    records = {s.id: _record(stored, s) for s in seen if s.status == "running"}
+    records = {s.id: _record(stored, s) for s in seen if s.started_at is not None}
     to_sample = {s.id: s.pid for s in seen if _needs_sample(s, now, ctx)}
     activity = gather_activity(gateway, to_sample, options.sample_s, use_cgroups=options.use_cgroups)
+    grants = Grants(ctx.config.paths.state_dir)
     report = PassReport(now, options.dry_run, dem if inventory else None, gpu_notice=notice)
+    report.outside = outside_uses(inventory, summaries) if inventory else []
     for s in seen:
         try:
-            decisions = _decide(s, records.get(s.id), now, ctx, dem, inventory, activity.get(s.id))
+            decisions = _decide(s, records.get(s.id), now, ctx, dem, inventory, activity.get(s.id), grants)
         except Ds01Error as err:
             decisions = [Decision(ERROR, str(err))]
         report.entries += [Entry(s, d) for d in decisions]
     if not options.dry_run:
+        _refresh_totals(ctx, seen)
         _carry_out(report.actions, ctx, now)
-        _save(store, report.entries, records, {s.id for s in seen})
+        _save(store, report.entries, records, stored, {s.id for s in seen})
+        _log_outside(ctx, report.outside)
+        _prune_images(ctx)
     report.elapsed_s = time.monotonic() - started
     return report
 
@@ -452,31 +553,3 @@ def locked_pass(ctx: Context, clock: Clock, options: ReaperOptions) -> PassRepor
         return run_pass(ctx, clock, options)
     with StateStore(ctx.config.paths.state_dir).lock():
         return run_pass(ctx, clock, options)
-
-
-def run_loop(
-    ctx: Context,
-    clock: Clock,
-    interval_s: float,
-    options: ReaperOptions,
-    emit: Callable[[PassReport | Ds01Error], None],
-) -> None:
-    """Pass, sleep, repeat, until the clock is woken (SIGTERM). A failed pass is reported, not fatal; the
-    config is re-read before every pass, so an admin's edit applies without a restart."""
-    while True:
-        try:
-            emit(locked_pass(ctx, clock, options))
-        except Ds01Error as err:
-            emit(err)
-        if not clock.sleep(interval_s):
-            return
-        _reload_config(ctx, emit)
-
-
-def _reload_config(ctx: Context, emit: Callable[[PassReport | Ds01Error], None]) -> None:
-    from ds01.config import load_config
-
-    try:
-        ctx.config = load_config(ctx.config.source)
-    except Ds01Error as err:  # a broken edit: keep enforcing the last good config, and say so
-        emit(err)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -295,7 +295,3 @@ def read_slots(labels: Mapping[str, str], inventory: Inventory | None, threshold
             busy = slot.processes > 0 or (used is not None and used > floor)
         out.append(SlotReading(slot_id, slot.kind, slot.utilization, slot.processes, used, busy))
     return out
-
-
-def any_busy(readings: Iterable[SlotReading]) -> bool:
-    return any(r.busy for r in readings)

@@ -34,19 +34,54 @@ class ContainerState:
     idle_streak: int = 0
     idle_warned: list[int] = field(default_factory=list)  # percent levels already delivered
     runtime_warned: list[int] = field(default_factory=list)
+    # the first start ds01d saw: max_runtime_h counts from here, across stops, starts and ds01d restarts
+    first_started_at: str | None = None
 
     def reset(self, started_at: str) -> None:
+        """A (re)start: the idle record begins afresh; the runtime clock and its warnings do not."""
         self.started_at = started_at
         self.last_activity = None
         self.last_check = None
         self.idle_streak = 0
         self.idle_warned = []
-        self.runtime_warned = []
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ContainerState:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+OUTSIDE_FILE = "gpu-outside.json"
+
+
+def load_seen_outside(state_dir: Path) -> set[str]:
+    """The GPU uses outside ds01 already reported (slot uuid:pids), so each gets one event."""
+    try:
+        raw = json.loads((state_dir / STATE_SUBDIR / OUTSIDE_FILE).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {str(k) for k in raw} if isinstance(raw, list) else set()
+
+
+def save_seen_outside(state_dir: Path, seen: set[str]) -> None:
+    store = StateStore(state_dir)
+    store._ensure_dir()
+    _write_whole(store.dir / OUTSIDE_FILE, (json.dumps(sorted(seen)) + "\n").encode())
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class StateStore:
@@ -72,7 +107,8 @@ class StateStore:
         if not self.dir.is_dir():
             return out
         for path in self.dir.glob("*.json"):
-            out[path.stem] = self.load(path.stem)
+            if _ID.fullmatch(path.stem):
+                out[path.stem] = self.load(path.stem)
         return out
 
     def save(self, record: ContainerState) -> None:
@@ -96,14 +132,18 @@ class StateStore:
             self._path(container_id).unlink()
 
     def prune(self, keep: set[str]) -> list[str]:
-        """Drop the records of containers that no longer exist."""
+        """Drop the records of containers that no longer exist (a stopped container keeps its record, and
+        with it the time of its first start)."""
         gone = [cid for cid in self.load_all() if cid not in keep]
         for cid in gone:
             self.forget(cid)
         return gone
 
     def _ensure_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from ds01.events import ensure_private_dir
+
+        ensure_private_dir(self.dir.parent)  # the state dir: ds01d's alone (0700)
+        self.dir.mkdir(exist_ok=True, mode=0o700)
         st = os.lstat(self.dir)
         # the state decides what gets stopped: refuse a directory someone else could have planted
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():

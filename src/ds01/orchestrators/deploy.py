@@ -6,7 +6,10 @@ same name is started again rather than recreated; a running one is reported as i
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +19,7 @@ from ds01.atomic.container_view import ContainerView, list_entry
 from ds01.atomic.containers import RUNNING, find_container, known_slots, start_container
 from ds01.context import Context
 from ds01.errors import NotFound, OperationFailed
+from ds01.events import crash_point
 from ds01.identity import User
 
 Action = Literal["created", "started", "running"]
@@ -33,6 +37,20 @@ class Deployment:
     @property
     def name(self) -> str:
         return self.view.name
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_at_a_time(docker_name: str) -> Iterator[None]:
+    """Deploys and retires of one container run one after the other inside ds01d: a client killed half-way
+    and run again finds the first operation finished (or undone), never half done."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(docker_name, threading.Lock())
+    with lock:
+        yield
 
 
 def _existing(ctx: Context, owner: User, name: str) -> ContainerView | None:
@@ -93,6 +111,11 @@ def _deployment(
 
 def deploy_container(ctx: Context, owner: User, request: CreateRequest) -> Deployment:
     name = naming.normalise_name(request.name)
+    with one_at_a_time(naming.container_name(name, owner.uid)):
+        return _deploy(ctx, owner, name, request)
+
+
+def _deploy(ctx: Context, owner: User, name: str, request: CreateRequest) -> Deployment:
     view = _existing(ctx, owner, name)
     if view is not None and view.state in RUNNING:
         return _deployment(ctx, owner, view, "running")
@@ -102,10 +125,12 @@ def deploy_container(ctx: Context, owner: User, request: CreateRequest) -> Deplo
     created = create_container(ctx, owner, request)
     assert created.container_id is not None
     spec = created.spec
+    crash_point("deploy.after_create")
     try:
         start_container(
             ctx, ContainerView(created.container_id, spec.name, "created", spec.image, spec.labels, spec.user)
         )
+        crash_point("deploy.after_start")
         view = _wait_until_up(ctx, created.container_id)
     except BaseException as exc:  # KeyboardInterrupt and SIGTERM too: roll back, then re-raise
         _undo_create(ctx, owner, created.container_id, exc)

@@ -14,6 +14,7 @@ from ds01.atomic.container_view import ContainerView
 from ds01.atomic.containers import stop_container
 from ds01.atomic.removal import remove_and_release
 from ds01.context import Context
+from ds01.events import crash_point
 
 # pip's record of an installed distribution: <site-packages>/<name>-<version>.dist-info
 DIST_INFO = re.compile(r"/(?:site|dist)-packages/([A-Za-z0-9_.]+?)-([0-9][^/]*?)\.dist-info$")
@@ -69,6 +70,8 @@ def retire_container(
     ctx: Context, view: ContainerView, *, save: bool = False, timeout: int = 10
 ) -> Retirement:
     saved = save_changes(ctx, view) if save else None
+    crash_point("retire.after_save")
     stopped = stop_container(ctx, view, timeout=timeout)  # a no-op for one that is not running
+    crash_point("retire.after_stop")
     freed = remove_and_release(ctx, view, reason="retire")
     return Retirement(view=view, stopped=stopped, saved=saved, gpu_slots=freed)

@@ -152,13 +152,8 @@ class Follower:
             self.view.finished(self.state, error)
 
     def done(self, error: str | None) -> None:
-        if self.reported:
+        if self.reported or not self.began:  # refused before the build began: the error says it all
             return
-        if not self.began:
-            if error is None:
-                return
-            self.began = True
-            self.view.started(self.state)
         self.reported = True
         self.view.finished(self.state, error)
 

@@ -196,7 +196,7 @@ def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
             for name, f in catalogue.frameworks.items()
         },
         "types": {
-            name: {"title": t.title, "common": t.common, "pip": list(t.pip)} for name, t in catalogue.types.items()
+            n: {"title": t.title, "common": t.common, "pip": list(t.pip)} for n, t in catalogue.types.items()
         },
         "common_apt": list(catalogue.common_apt),
         "common_pip": list(catalogue.common_pip),
@@ -218,7 +218,8 @@ def catalogue_from_json(data: Any) -> Catalogue:
                 title=str(body["title"]),
                 default_version=str(body["default_version"]),
                 versions={
-                    str(v): {str(k): str(img) for k, img in flav.items()} for v, flav in body["versions"].items()
+                    str(v): {str(k): str(img) for k, img in flav.items()}
+                    for v, flav in body["versions"].items()
                 },
             )
             for name, body in data["frameworks"].items()
@@ -228,7 +229,11 @@ def catalogue_from_json(data: Any) -> Catalogue:
             for name, body in data["types"].items()
         }
         labs = tuple(
-            LabImage(str(e["image"]), Path(str(e["dockerfile"])), None if e.get("offline") is None else str(e["offline"]))
+            LabImage(
+                str(e["image"]),
+                Path(str(e["dockerfile"])),
+                None if e.get("offline") is None else str(e["offline"]),
+            )
             for e in data["lab_images"]
         )
         return Catalogue(

@@ -408,3 +408,138 @@ def requirement_lines(text: str) -> list[str]:
         if line and not line.startswith(("#", "-")):
             out.append(line)
     return out
+
+
+# -- image references (which images a build reads) -------------------------------------------------------
+
+_VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:[-+])?(?P<word>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
+)
+_ESCAPE_DIRECTIVE = re.compile(r"^#\s*escape\s*=\s*([\\`])\s*$", re.IGNORECASE)
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Instructions with continuation lines joined and comments dropped."""
+    escape = "\\"
+    lines = text.splitlines()
+    for line in lines:  # parser directives come first, before any instruction or blank line
+        found = _ESCAPE_DIRECTIVE.match(line.strip())
+        if found:
+            escape = found[1]
+            continue
+        if not line.strip().startswith("#") or not line.strip():
+            break
+    out: list[str] = []
+    current = ""
+    for raw in lines:
+        stripped = raw.strip()
+        if stripped.startswith("#"):
+            continue
+        if raw.rstrip().endswith(escape):
+            current += raw.rstrip()[:-1] + " "
+            continue
+        current += raw
+        if current.strip():
+            out.append(current.strip())
+        current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _expand(text: str, values: dict[str, str], where: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        name = m["braced"] or m["plain"]
+        op, word = m["op"], m["word"] or ""
+        if m["braced"] and not op and word:
+            raise UsageError(
+                f"{where}: unsupported variable form {m[0]!r}", hint="use $NAME or ${NAME:-default}"
+            )
+        if op == ":-":
+            return values.get(name) or _expand(word, values, where)
+        if op == ":+":
+            return _expand(word, values, where) if values.get(name) else ""
+        if name not in values:
+            raise UsageError(
+                f"{where}: the variable ${name} has no value",
+                hint="declare it with a default (ARG NAME=value) before it is used",
+            )
+        return values[name]
+
+    return _VAR.sub(one, text)
+
+
+def _arg_pairs(rest: str) -> list[tuple[str, str | None]]:
+    pairs: list[tuple[str, str | None]] = []
+    for token in rest.split():
+        name, eq, value = token.partition("=")
+        pairs.append((name, _unquote(value) if eq else None))
+    return pairs
+
+
+def _flags(words: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    flags: dict[str, list[str]] = {}
+    rest = list(words)
+    while rest and rest[0].startswith("--"):
+        name, _, value = rest.pop(0)[2:].partition("=")
+        flags.setdefault(name.lower(), []).append(value)
+    return flags, rest
+
+
+def image_references(text: str, build_args: dict[str, str] | None = None) -> list[str]:
+    """Every image a build of this Dockerfile would read: each `FROM` (ARG defaults and build arguments
+    substituted; a stage name is not an image), `COPY/ADD --from=` and `--mount=...,from=` that names no
+    earlier stage, and the same inside `ONBUILD`. A variable with no value is a usage error (exit 2)."""
+    build_args = dict(build_args or {})
+    values: dict[str, str] = {}
+    stages: list[str] = []
+    refs: list[str] = []
+
+    def add(ref: str) -> None:
+        ref = ref.strip()
+        if not ref or ref.lower() == "scratch" or ref.lower() in stages or ref.isdigit():
+            return
+        if ref not in refs:
+            refs.append(ref)
+
+    def instruction(line: str, lineno: int) -> None:
+        words = line.split()
+        keyword, args = words[0].upper(), words[1:]
+        where = f"Dockerfile instruction {lineno} ({keyword})"
+        if keyword == "ONBUILD" and args:
+            instruction(" ".join(args), lineno)
+            return
+        if keyword == "ARG":
+            for name, default in _arg_pairs(" ".join(args)):
+                if name in build_args:
+                    values[name] = build_args[name]
+                elif default is not None:
+                    values[name] = _expand(default, values, where)
+            return
+        flags, rest = _flags(args)
+        if keyword == "FROM":
+            if not rest:
+                raise UsageError(f"{where}: FROM names no image")
+            add(_expand(rest[0], values, where))
+            if len(rest) >= 3 and rest[1].upper() == "AS":
+                stages.append(rest[2].lower())
+            else:
+                stages.append(str(len(stages)))
+            return
+        for value in flags.get("from", []):
+            add(_expand(_unquote(value), values, where))
+        for mount in flags.get("mount", []):
+            for part in _unquote(mount).split(","):
+                key, _, value = part.partition("=")
+                if key.strip().lower() == "from":
+                    add(_expand(_unquote(value.strip()), values, where))
+
+    for i, line in enumerate(_logical_lines(text), 1):
+        instruction(line, i)
+    return refs

@@ -173,7 +173,7 @@ def as_owner(
             payload = {"result": encode(work())}
         except Ds01Error as err:
             payload = {"error": protocol.error_payload(err)}
-        except BaseException as exc:  # noqa: BLE001 - the parent reports it
+        except BaseException as exc:  # the parent reports it
             payload = {"error": {"code": "error", "message": f"{type(exc).__name__}: {exc}", "exit_code": 1}}
         with os.fdopen(write_end, "w") as pipe:
             json.dump(payload, pipe)
@@ -189,6 +189,30 @@ def as_owner(
     if "error" in answer:
         raise protocol.error_from_payload(answer["error"])
     return decode(answer["result"])
+
+
+# -- the folder, from ds01d -------------------------------------------------------------------------------
+
+
+def request_workspace(client: Any, name: str, user: str | None = None) -> tuple[Path, bool]:
+    """Ask ds01d for `<workspace_root>/<owner>/<name>` (made, owned by the owner, when missing):
+    (path, created). `client` is a `ds01.client.Client`."""
+    from ds01 import protocol
+
+    answer = client.call("POST", protocol.API + "/workspaces", {"name": name, "user": user})
+    return Path(answer["path"]), bool(answer["created"])
+
+
+def owner_uid(user: str | None) -> int:
+    """The uid of `--user NAME` (ds01d has checked who may name whom), else the caller's own."""
+    if not user:
+        return os.getuid()
+    try:
+        return (pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)).pw_uid
+    except KeyError:
+        raise NotFound(
+            f"no Unix user named {user!r}", hint="check the spelling with `getent passwd`"
+        ) from None
 
 
 # -- dir-create -----------------------------------------------------------------------------------------
@@ -270,7 +294,9 @@ def tool_table(project_type: str, framework: str, image: str, gpus: int | None) 
 
 
 def pyproject_text(name: str, description: str | None, table: str) -> str:
-    about = (description or "").replace('"', "'").replace("\\", "/")
+    # one line of TOML basic string: no quote, backslash, newline or other control character gets through
+    about = " ".join("".join(c if c.isprintable() else " " for c in description or "").split())
+    about = about.replace('"', "'").replace("\\", "/")
     return (
         f'[project]\nname = "{name}"\nversion = "0.1.0"\ndescription = "{about}"\n'
         f'requires-python = ">=3.10"\n\n{table}'

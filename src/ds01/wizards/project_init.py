@@ -1,26 +1,27 @@
 """`project-init`: a project's workspace, recipe and git history in one go, teaching as it goes.
 
-Chains the L2 pieces (dir-create, the Dockerfile generator through image-create --no-build, readme-create,
-git-init) and adds `pyproject.toml` with a `[tool.ds01]` table, `requirements.txt` and, when asked, a VS Code
-dev container. On an existing project it adds only what is missing and never overwrites a user's file.
+ds01d makes the workspace (`POST /v1/workspaces`); everything in it is written here, as the user: the
+dir-create layout, `pyproject.toml` with a `[tool.ds01]` table, `requirements.txt`, the Dockerfile
+(image-create's recipe writer, from the catalogue ds01d serves), the README, a VS Code dev container when
+asked, and git. On an existing project it adds only what is missing and never overwrites a user's file.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ds01 import naming
-from ds01.atomic import images, project_files, user_files
-from ds01.project.catalogue import Catalogue, load_catalogue
-from ds01.context import Context
-from ds01.identity import User
+from ds01.project import files
+from ds01.project.catalogue import Catalogue
 from ds01.wizards.prompts import Choice, Prompter
 
 Say = Callable[[str], None]
+DOCKERFILE = "Dockerfile"
 
 EXPLAIN = {
     "workspace": "Your workspace is the hard drive that stays: every container of this project sees it at "
@@ -66,6 +67,20 @@ class InitResult:
             "committed": self.committed,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InitResult:
+        return cls(
+            data["name"], Path(data["workspace"]), data["type"], data["framework"], data["image"],
+            list(data["created"]), list(data["kept"]), bool(data["committed"]),
+        )  # fmt: skip
+
+
+def fetch_catalogue(client: Any) -> Catalogue:
+    """The image catalogue as ds01d serves it (the client never reads the config)."""
+    from ds01.project.build import fetch_catalogue as fetch
+
+    return fetch(client)
+
 
 def ask_missing(req: InitRequest, catalogue: Catalogue, prompter: Prompter) -> InitRequest:
     """Fill in what the flags left open, by asking (or taking defaults with --yes)."""
@@ -90,7 +105,7 @@ def ask_missing(req: InitRequest, catalogue: Catalogue, prompter: Prompter) -> I
         req.devcontainer
         if req.devcontainer is not None
         else prompter.confirm(
-            "Add a VS Code dev container config (.devcontainer/devcontainer.json)?",
+            "Add VS Code settings for working inside the container (Remote-SSH to NAME.ds01)?",
             default=False,
             flag="--devcontainer / --no-devcontainer",
         )
@@ -98,106 +113,95 @@ def ask_missing(req: InitRequest, catalogue: Catalogue, prompter: Prompter) -> I
     return InitRequest(req.name, project_type, framework, description, req.git, devcontainer, req.gpus)
 
 
-def pyproject_text(name: str, req: InitRequest, image: str) -> str:
-    description = (req.description or "").replace('"', "'")
-    return (
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\ndescription = "{description}"\n'
-        f'requires-python = ">=3.10"\n\n{tool_table(req, image)}'
-    )
-
-
-def tool_table(req: InitRequest, image: str) -> str:
-    return (
-        "[tool.ds01]\n"
-        f'type = "{req.project_type}"\nframework = "{req.framework}"\nimage = "{image}"\n'
-        f"gpus = {req.gpus if req.gpus is not None else 1}  # what project-launch asks for\n"
-        f'created = "{naming.utc_now_iso()}"\n'
-    )
-
-
-def requirements_text(catalogue: Catalogue, project_type: str) -> str:
-    _, pip = catalogue.packages(project_type)
-    head = (
-        f"# Python packages of this project ({project_type}). Edit, then: image-update NAME --rebuild\n"
-        "# One per line, with a version if it matters (torch==2.5.1).\n"
-    )
-    return head + "".join(f"{p}\n" for p in pip)
-
-
 def devcontainer_text(name: str, image: str) -> str:
+    """VS Code's recommended extensions for the Remote-SSH route (`ssh NAME.ds01` lands in the container,
+    through ds01, with its GPUs, limits and reaper). No dev container config is written: VS Code would start
+    its own container with `docker`, past ds01's quotas (and users have no docker group)."""
     config = {
-        "name": name,
-        "image": image,
-        "workspaceFolder": "/workspace",
-        "workspaceMount": "source=${localWorkspaceFolder},target=/workspace,type=bind",
-        "runArgs": ["--init", "--shm-size=8g"],
-        "customizations": {"vscode": {"extensions": ["ms-python.python", "ms-toolsai.jupyter"]}},
+        "recommendations": ["ms-vscode-remote.remote-ssh", "ms-python.python", "ms-toolsai.jupyter"],
     }
     return json.dumps(config, indent=2) + "\n"
 
 
-def _write(owner: User, path: Path, text: str, result: InitResult) -> None:
+def _write(path: Path, text: str, result: InitResult) -> None:
     rel = str(path.relative_to(result.workspace))
-    (result.created if user_files.write_new(owner, path, text) else result.kept).append(rel)
+    (result.created if files.write_new(path, text) else result.kept).append(rel)
 
 
-def _ensure_tool_table(owner: User, path: Path, req: InitRequest, image: str, result: InitResult) -> None:
-    """An existing pyproject.toml gains a [tool.ds01] table when it has none; nothing else changes."""
-    text = user_files.read_text(owner, path)
-    try:
-        has_table = "ds01" in tomllib.loads(text).get("tool", {})
-    except tomllib.TOMLDecodeError:
-        has_table = True  # not ours to repair
-    if has_table:
-        result.kept.append("pyproject.toml")
-        return
-    user_files.replace_with_backup(owner, path, text.rstrip("\n") + "\n\n" + tool_table(req, image))
-    result.created.append("pyproject.toml [tool.ds01]")
-
-
-def init_project(
-    ctx: Context, owner: User, req: InitRequest, *, say: Say, guided: bool = False
+def fill_project(
+    workspace: Path, req: InitRequest, catalogue: Catalogue, image: str, *, say: Say, guided: bool
 ) -> InitResult:
-    name = naming.normalise_name(req.name)
-    catalogue = load_catalogue(ctx.config.source)
-    image = naming.image_name(name, owner.uid)
+    """Everything inside the workspace, written by the caller (who is the owner)."""
     assert req.project_type and req.framework
-    layout = project_files.create_dirs(ctx, owner, name)
-    result = InitResult(name, layout.workspace, req.project_type, req.framework, image)
-    result.created += [str(p.relative_to(layout.workspace)) for p in layout.files]
+    name = workspace.name
+    layout = files.create_dirs(workspace)
+    result = InitResult(name, workspace, req.project_type, req.framework, image)
+    result.created += [str(p.relative_to(workspace)) for p in layout.files]
     if guided:
         say(EXPLAIN["workspace"])
-    pyproject = layout.workspace / "pyproject.toml"
-    if user_files.exists(owner, pyproject):
-        _ensure_tool_table(owner, pyproject, req, image, result)
+    table = files.tool_table(req.project_type, req.framework, image, req.gpus)
+    pyproject = workspace / files.PYPROJECT
+    if files.exists(pyproject):
+        added = files.ensure_tool_table(pyproject, table)
+        (result.created if added else result.kept).append(
+            "pyproject.toml [tool.ds01]" if added else files.PYPROJECT
+        )
     else:
-        _write(owner, pyproject, pyproject_text(name, req, image), result)
-    _write(
-        owner, layout.workspace / "requirements.txt", requirements_text(catalogue, req.project_type), result
-    )
-    recipe = images.create_image(
-        ctx,
-        owner,
-        images.CreateRequest(
-            name=name, framework=req.framework, project_type=req.project_type, build=False, interface="wizard"
-        ),
-        lambda title: None,  # type: ignore[arg-type,return-value]
-    )
-    (result.created if recipe.wrote_dockerfile else result.kept).append("Dockerfile")
+        _write(pyproject, files.pyproject_text(name, req.description, table), result)
+    _, pip = catalogue.packages(req.project_type)
+    _write(workspace / files.REQUIREMENTS, files.requirements_text(req.project_type, pip), result)
+    if os.path.lexists(workspace / DOCKERFILE):
+        result.kept.append(DOCKERFILE)  # an existing recipe, generated or not, stays as it is
+    else:
+        from ds01.project.build import RecipeRequest, write_recipe
+
+        wrote = write_recipe(
+            catalogue, workspace, RecipeRequest(name, framework=req.framework, project_type=req.project_type)
+        ).wrote_dockerfile
+        (result.created if wrote else result.kept).append(DOCKERFILE)
     if guided:
         say(EXPLAIN["image"])
-    readme = project_files.create_readme(
-        ctx, owner, name, project_type=req.project_type, description=req.description or None
+    readme = files.create_readme(
+        workspace, name, project_type=req.project_type, description=req.description or None
     )
     (result.created if readme.files else result.kept).append("README.md")
-    if req.devcontainer:
-        folder = layout.workspace / ".devcontainer"
-        user_files.make_dirs(owner, folder)
-        _write(owner, folder / "devcontainer.json", devcontainer_text(name, image), result)
+    if req.devcontainer:  # the Remote-SSH route (docs/access.md): extensions, and no dev container config
+        files.make_dirs(workspace / ".vscode")
+        _write(workspace / ".vscode" / "extensions.json", devcontainer_text(name, image), result)
     if req.git:
-        git = project_files.init_git(ctx, owner, name)
-        result.created += [str(p.relative_to(layout.workspace)) for p in git.files]
-        result.committed = project_files.commit_all(owner, layout.workspace, f"Start {name} with ds01")
+        from ds01.project import git
+
+        made = git.init_git(workspace)
+        result.created += [str(p.relative_to(workspace)) for p in made.files]
+        result.committed = git.commit_all(workspace, f"Start {name} with ds01")
     if guided:
         say(EXPLAIN["container"])
     return result
+
+
+def init_project(
+    client: Any,
+    req: InitRequest,
+    catalogue: Catalogue,
+    *,
+    user: str | None = None,
+    say: Say,
+    guided: bool = False,
+) -> InitResult:
+    """ds01d makes the workspace; the files are written as its owner (the caller, or root for `--user`)."""
+    name = naming.normalise_name(req.name)
+    assert req.project_type and req.framework
+    catalogue.project_type(req.project_type)  # unknown type or framework: exit 2 before anything is made
+    catalogue.resolve(req.framework)
+    if req.git:
+        from ds01.project.git import check_git
+
+        check_git()
+    uid = files.owner_uid(user)
+    workspace, _ = files.request_workspace(client, name, user)
+    image = naming.image_name(name, uid)
+
+    def work() -> InitResult:
+        return fill_project(workspace, req, catalogue, image, say=say, guided=guided)
+
+    return files.as_owner(uid, work, InitResult.as_dict, InitResult.from_dict)

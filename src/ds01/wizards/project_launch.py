@@ -1,21 +1,20 @@
-"""`project-launch`: from a project to a running container, building its image when it is missing."""
+"""`project-launch`: from a project to a running container, building its image when it is missing.
+
+The client reads the project's files as the user (the recipe, `[tool.ds01]`), builds through
+`build_project_image` (the context packed here, streamed to ds01d) and deploys with `POST /v1/deploy`, which
+runs wholly inside ds01d.
+"""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ds01 import naming
-from ds01.atomic import images, project_files, user_files
-from ds01.atomic.container_create import CreateRequest
-from ds01.atomic.containers import find_container
-from ds01.context import Context
+from ds01.client import path_of
 from ds01.errors import NotFound
-from ds01.identity import User
-from ds01.orchestrators.deploy import Deployment, deploy_container
-from ds01.orchestrators.retire import retire_container
+from ds01.project import files
 
 DOCKERFILE = "Dockerfile"
 
@@ -42,83 +41,87 @@ class Project:
 class Launch:
     project: Project
     built: bool
-    deployment: Deployment
+    deployment: dict[str, Any]  # the result of POST /v1/deploy: {action, entry, idle_timeout_h, ...}
 
 
-def _tool_table(owner: User, workspace: Path) -> dict[str, Any]:
-    path = workspace / "pyproject.toml"
-    if not user_files.exists(owner, path):
-        return {}
+def workspaces(client: Any, user: str | None = None) -> tuple[Path, list[str]]:
+    """(`<workspace_root>/<owner>`, its project folders) as ds01d sees them."""
+    answer = client.call("GET", path_of("workspaces"), {"user": user})
+    return Path(answer["root"]), list(answer["projects"])
+
+
+def image_ready(client: Any, name: str, user: str | None) -> bool:
     try:
-        table = tomllib.loads(user_files.read_text(owner, path)).get("tool", {}).get("ds01", {})
-    except tomllib.TOMLDecodeError:
-        return {}
-    return table if isinstance(table, dict) else {}
+        client.call("GET", path_of("images", name), {"user": user})
+    except NotFound:
+        return False
+    return True
 
 
-def project_info(ctx: Context, owner: User, name: str) -> Project:
-    workspace = project_files.workspace_path(ctx, owner, name)
-    image = naming.image_name(name, owner.uid)
-    gpus = _tool_table(owner, workspace).get("gpus")
+def project_info(client: Any, root: Path, name: str, user: str | None) -> Project:
+    workspace = root / name
+    gpus = files.read_tool_table(workspace).get("gpus")
     return Project(
         name,
         workspace,
-        image,
-        ctx.gateway.image_inspect(image) is not None,
+        naming.image_name(name, files.owner_uid(user)),
+        image_ready(client, name, user),
         gpus if isinstance(gpus, int) and not isinstance(gpus, bool) else None,
     )
 
 
-def list_projects(ctx: Context, owner: User) -> list[Project]:
+def list_projects(client: Any, user: str | None = None) -> list[Project]:
     """Folders of the workspace root that hold a Dockerfile or a [tool.ds01] table."""
-    root = project_files.workspace_root(ctx, owner)
-    if not user_files.exists(owner, root):
-        return []
-    names = []
-    for entry in sorted(root.iterdir()):
-        if not naming.NAME_PATTERN.fullmatch(entry.name) or not entry.is_dir():
-            continue
-        if user_files.exists(owner, entry / DOCKERFILE) or _tool_table(owner, entry):
-            names.append(entry.name)
-    return [project_info(ctx, owner, n) for n in names]
+    root, names = workspaces(client, user)
+    found = [n for n in names if files.exists(root / n / DOCKERFILE) or files.read_tool_table(root / n)]
+    return [project_info(client, root, n, user) for n in found]
 
 
 def launch_project(
-    ctx: Context,
-    owner: User,
+    client: Any,
     name: str,
     *,
+    user: str | None = None,
     rebuild: bool = False,
     gpus: int | None = None,
     cpu_only: bool = False,
-    make_view: Any = None,
+    show: bool = True,
 ) -> Launch:
     name = naming.normalise_name(name)
-    project = project_info(ctx, owner, name)
-    if not user_files.exists(owner, project.workspace / DOCKERFILE) and not project.image_ready:
+    root, _ = workspaces(client, user)
+    project = project_info(client, root, name, user)
+    has_recipe = files.exists(project.workspace / DOCKERFILE)
+    if not has_recipe and not project.image_ready:
         raise NotFound(
             f"no project named {name!r} (no workspace recipe and no image)",
             hint=f"create it with project-init {name}",
         )
     built = False
     if rebuild or not project.image_ready:
-        images.create_image(
-            ctx, owner, images.CreateRequest(name=name, build=True, interface="wizard"), make_view
+        from ds01.project.build import build_project_image
+
+        build_project_image(
+            client, name=name, context_dir=project.workspace, user=user, interface="wizard", show=show
         )
         built = True
         if rebuild:
-            _retire_old(ctx, owner, name)
+            _retire_old(client, name, user)
     if not cpu_only and gpus is None:
         gpus = project.default_gpus
-    request = CreateRequest(name=name, gpus=gpus or None, cpu_only=cpu_only or not gpus, interface="wizard")
-    deployment = deploy_container(ctx, owner, request)
-    return Launch(project_info(ctx, owner, name), built, deployment)
+    body = {
+        "name": name,
+        "gpus": gpus or None,
+        "cpu_only": cpu_only or not gpus,
+        "user": user,
+        "interface": "wizard",
+    }
+    deployment = client.call("POST", path_of("deploy"), body)
+    return Launch(project_info(client, root, name, user), built, deployment)
 
 
-def _retire_old(ctx: Context, owner: User, name: str) -> None:
+def _retire_old(client: Any, name: str, user: str | None) -> None:
     """After a rebuild the running container still has the old image: hand it back (the workspace stays)."""
     try:
-        view = find_container(ctx, name, user=None if owner.uid == ctx.user.uid else owner.name)
+        client.call("POST", path_of("retire"), {"name": name, "user": user})
     except NotFound:
         return
-    retire_container(ctx, view)

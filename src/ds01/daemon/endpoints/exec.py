@@ -4,15 +4,21 @@ ds01d creates the exec as the container's own user (never root) in /workspace, s
 connection to the engine's Unix socket, and hands that connection, already upgraded to the exec's raw
 stream, to the client with SCM_RIGHTS: one marker byte `F` carrying the descriptor, sent before the JSON
 answer. When anything fails first, the marker is `E` (no descriptor) and the error follows as usual. The
-engine speaks no HTTP on a hijacked connection, so the descriptor reaches only the session's process; the
-session ends when its process does or when the client closes the stream.
+engine speaks no HTTP on a hijacked connection, so the descriptor reaches only the session's process. The
+session ends when its process does, or when the client process does (ds01d then ends what is left of it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import os
+import select
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -25,12 +31,15 @@ from ds01.output import Output
 
 if TYPE_CHECKING:
     from ds01.atomic.container_view import ContainerView
+    from ds01.docker_gateway import Gateway
+
+log = logging.getLogger("ds01d")
 
 # bash when the image has it, else sh, as a login shell, in one exec (no extra round trip to look first).
 LOGIN_SHELL = ("/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l")
 WORKDIR = "/workspace"
 RUNNING = frozenset({"running", "restarting"})
-EXEC_ID = limit(max_len=128)
+SESSION_CHECK_S = 60.0  # how often a watched session with a live client is checked for its end
 
 
 @dataclass(frozen=True)
@@ -146,18 +155,148 @@ def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
         ctx.out.info(f"started {view.name}")
         view = replace(view, state="running")
     gateway = ctx.gateway
-    env = {"TERM": "xterm"} if b.tty else {}
-    exec_id = gateway.exec_create(
-        view.id, list(b.cmd) or list(LOGIN_SHELL), user=user, workdir=WORKDIR, tty=b.tty, stdin=b.stdin,
-        environment=env,
-    )  # fmt: skip
-    stream = gateway.exec_attach(exec_id, tty=b.tty)
+    client = _ClientProcess.of(req.caller.pid)  # before the session exists: no pid reuse can fool it
+    try:
+        env = {"TERM": "xterm"} if b.tty else {}
+        exec_id = gateway.exec_create(
+            view.id, list(b.cmd) or list(LOGIN_SHELL), user=user, workdir=WORKDIR, tty=b.tty, stdin=b.stdin,
+            environment=env,
+        )  # fmt: skip
+        stream = gateway.exec_attach(exec_id, tty=b.tty)
+    except BaseException:
+        client.close()
+        raise
+    # From here the watch owns the client's pidfd: whatever happens next, the session ends with the client.
+    threading.Thread(
+        target=_end_with_client, args=(client, gateway, exec_id, req.daemon.stopping), daemon=True,
+        name=f"exec-{exec_id[:12]}",
+    ).start()  # fmt: skip
     try:
         handoff.stream(stream)
     finally:
         stream.close()  # ds01d keeps no copy: the session lives and ends with the client's
     req.daemon.remember_exec(ExecSession(exec_id=exec_id, uid=req.caller.uid, container_id=view.id))
     return {"exec_id": exec_id, "tty": b.tty}
+
+
+# -- a session ends with its client ----------------------------------------------------------------------
+# The engine keeps an exec's process running when the attached stream closes (a terminal session is not
+# even hung up), so a client killed half-way would leave its command running. ds01d watches the client
+# process (its pid from SO_PEERCRED) and, once it is gone, ends what is left of the session.
+class _ClientProcess:
+    def __init__(self, pid: int, pidfd: int | None, started: str | None) -> None:
+        self.pid, self.pidfd, self.started = pid, pidfd, started
+
+    @classmethod
+    def of(cls, pid: int) -> _ClientProcess:
+        try:
+            return cls(pid, os.pidfd_open(pid), None)
+        except (AttributeError, OSError):  # an old kernel: the start time tells a reused pid apart
+            return cls(pid, None, _start_time(pid))
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has ended (False after `timeout` s while it runs)."""
+        if self.pidfd is not None:
+            ready, _, _ = select.select([self.pidfd], [], [], timeout)
+            return bool(ready)
+        deadline = time.monotonic() + timeout
+        while self.started is not None and _start_time(self.pid) == self.started:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+        return True
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _end_with_client(
+    client: _ClientProcess, gateway: Gateway, exec_id: str, stopping: threading.Event
+) -> None:
+    try:
+        while not stopping.is_set():
+            if client.wait(SESSION_CHECK_S):
+                end_exec(gateway, exec_id)
+                return
+            if not gateway.exec_inspect(exec_id).get("Running"):
+                return
+    except Exception:  # the engine went away, or the exec with it: nothing left to end
+        log.debug("watching exec %s", exec_id[:12], exc_info=True)
+    finally:
+        client.close()
+
+
+def end_exec(gateway: Gateway, exec_id: str, grace: float = 2.0) -> None:
+    """Hang up, then kill, what still runs of a session: its process, its children and its session."""
+    deadline = time.monotonic() + 10
+    while True:  # a session just started may not be running yet (no exit code either)
+        raw = gateway.exec_inspect(exec_id)
+        if raw.get("Running") or raw.get("ExitCode") is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    pid = int(raw.get("Pid") or 0)
+    if not raw.get("Running") or pid <= 1:
+        return
+    for sig in (signal.SIGHUP, signal.SIGKILL):
+        targets = _session_of(pid)
+        if not targets:
+            return
+        for target in targets:
+            with contextlib.suppress(OSError):
+                os.kill(target, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _session_of(pid):
+            time.sleep(0.05)
+    log.info("ended exec %s: its client was gone", exec_id[:12])
+
+
+def _session_of(pid: int) -> list[int]:
+    """`pid`, its descendants and the members of its session, all in `pid`'s own PID namespace (never one
+    of the host's processes: the session's process runs in the container's namespace, not ds01d's)."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    if ns == os.readlink("/proc/self/ns/pid"):
+        return []  # not in a container: not something ds01d will signal
+    procs: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            procs[int(entry)] = (int(fields[1]), int(fields[3]))  # ppid, session id
+        except (OSError, IndexError, ValueError):
+            continue
+    if pid not in procs:
+        return []
+    found = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, (ppid, sid) in procs.items():
+            if p not in found and (ppid in found or sid == pid):
+                found.add(p)
+                grew = True
+    out = []
+    for p in sorted(found):
+        try:
+            if os.readlink(f"/proc/{p}/ns/pid") == ns:
+                out.append(p)
+        except OSError:
+            continue
+    return out
 
 
 def _session(req: Request[Any]) -> ExecSession:

@@ -63,6 +63,7 @@ class EventsBody:
     type: str | None = field(default=None, metadata=limit(max_len=32))
     container: str | None = field(default=None, metadata=limit(max_len=128))
     since: str | None = field(default=None, metadata=limit(max_len=40))
+    until: str | None = field(default=None, metadata=limit(max_len=40))
     limit: int = field(default=100, metadata=limit(min=1, max=10000))
 
 
@@ -79,19 +80,22 @@ def events(req: Request[EventsBody]) -> list[dict[str, Any]]:
         who = None
     if b.type is not None and b.type not in EVENT_TYPES:
         raise UsageError(f"unknown event type {b.type!r}", hint=f"one of {', '.join(EVENT_TYPES)}")
-    since = None
-    if b.since:
-        when = parse_iso(b.since)
-        if when is None:
-            raise UsageError(
-                f"--since: {b.since!r} is not an ISO-8601 time", hint="e.g. 2026-11-23T14:05:00Z"
-            )
-        since = iso(when)
-    return query_events(
+    bounds: dict[str, str | None] = {"since": None, "until": None}
+    for flag, value in (("since", b.since), ("until", b.until)):
+        if value:
+            when = parse_iso(value)
+            if when is None:
+                raise UsageError(f"--{flag}: {value!r} is not an ISO-8601 time", hint="e.g. 2026-11-23T14:05:00Z")
+            bounds[flag] = iso(when)
+    until = bounds["until"]
+    found = query_events(
         ctx.config.paths.log_dir,
         user=who,
         event_type=b.type,
         container=b.container,
-        since=since,
-        limit=b.limit,
+        since=bounds["since"],
+        limit=0 if until else b.limit,
     )
+    if until:  # before `until` (not at it), then the last `limit`
+        found = [r for r in found if str(r.get("timestamp", "")) < until][-b.limit :]
+    return found

@@ -26,7 +26,9 @@ class DeployBody:
 
 @route("POST", "/deploy", DeployBody)
 def deploy(req: Request[DeployBody]) -> dict[str, Any]:
+    from ds01 import naming
     from ds01.atomic.container_create import CreateRequest
+    from ds01.daemon.reconcile import journaled
     from ds01.orchestrators.deploy import deploy_container
 
     ctx, b = req.ctx, req.body
@@ -35,7 +37,9 @@ def deploy(req: Request[DeployBody]) -> dict[str, Any]:
         name=b.name, image=b.image, gpus=b.gpus, mig_profile=b.mig_profile, cpu_only=b.cpu_only,
         interface=b.interface,
     )  # fmt: skip
-    d = deploy_container(ctx, owner, request)
+    docker_name = naming.container_name(naming.normalise_name(b.name), owner.uid)
+    with journaled(ctx, "deploy", docker_name, user=owner.name):  # a restart finishes or undoes it
+        d = deploy_container(ctx, owner, request)
     return {
         "action": d.action,
         "entry": d.entry,
@@ -54,11 +58,18 @@ class RetireBody:
 @route("POST", "/retire", RetireBody)
 def retire(req: Request[RetireBody]) -> dict[str, Any]:
     from ds01.atomic.containers import find_container
+    from ds01.daemon.reconcile import journaled
+    from ds01.orchestrators.deploy import one_at_a_time
     from ds01.orchestrators.retire import retire_container
 
     ctx, b = req.ctx, req.body
     view = find_container(ctx, b.name, user=b.user)
-    r = retire_container(ctx, view, save=b.save_changes)
+    with one_at_a_time(view.docker_name):
+        view = find_container(ctx, view.docker_name, user=b.user)  # as it is now, after a deploy under way
+        with journaled(  # a restart completes it (the workspace stays)
+            ctx, "retire", view.docker_name, user=view.user, container_id=view.id, save=b.save_changes
+        ):
+            r = retire_container(ctx, view, save=b.save_changes)
     return {
         "retired": r.view.name,
         "container": r.view.docker_name,
