@@ -11,9 +11,26 @@ names who asked when that is not the owner (an admin, `reaper`, `ds01d`). The co
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 from ds01.atomic.container_view import ContainerView
 from ds01.context import Context
 from ds01.events import crash_point
+
+_FREED: list[Callable[[], None]] = []
+
+
+def on_capacity_freed(listener: Callable[[], None]) -> None:
+    """Call `listener` (it must not block) after every removal: the wait queue looks for a grant."""
+    if listener not in _FREED:
+        _FREED.append(listener)
+
+
+def capacity_freed() -> None:
+    for listener in list(_FREED):
+        with contextlib.suppress(Exception):
+            listener()
 
 
 def remove_and_release(
@@ -41,4 +58,5 @@ def remove_and_release(
             reason=reason,
             **extra,
         )
+    capacity_freed()
     return slots

@@ -130,6 +130,15 @@ def deploy(
             "--port", help="Make this port reachable by you (ssh -L); repeatable.", min=1, max=65535
         ),
     ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="No GPU free: wait in the queue for one instead of failing.")
+    ] = False,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="With --wait: give up after this long (90s, 30m, 2h).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="With --wait: return at once; ds01d deploys it when a GPU frees.")
+    ] = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -144,6 +153,8 @@ def deploy(
       container-deploy my-thesis --mig-profile 1g.10gb
       container-deploy my-thesis --cpu-only --json
       container-deploy my-thesis --jupyter --port 6006
+      container-deploy my-thesis --gpus 1 --wait --timeout 2h
+      container-deploy experiment-3 --background --wait --detach
     """
     from ds01.client import path_of
 
@@ -159,7 +170,16 @@ def deploy(
         "name": name, "image": image, "gpus": gpus, "mig_profile": mig_profile, "cpu_only": cpu_only,
         "user": user, "interface": "orchestration",
     }  # fmt: skip
-    deployment = client.call("POST", path_of("deploy"), body)
+    if (timeout or detach) and not wait:
+        raise UsageError("--timeout and --detach go with --wait", hint="add --wait")
+    if detach and open_:
+        raise UsageError("--detach and --open exclude each other", hint="pass --background with --detach")
+    if wait:
+        deployment = call_waiting(client, body, timeout=timeout, detach=detach)
+        if deployment.get("action") == "queued":
+            return
+    else:
+        deployment = client.call("POST", path_of("deploy"), body)
     if jupyter or port:  # the ways in (cli/access.py): printed before the summary's shell prompt
         from ds01.cli import access
 
@@ -176,6 +196,46 @@ def deploy(
         "(the ~/.ssh/config block, once: container-ssh --config)"
     )
     raise typer.Exit(present(client, deployment, open_=open_, background=background, user=user))
+
+
+def call_waiting(
+    client: Client, body: dict[str, Any], *, timeout: str | None, detach: bool
+) -> dict[str, Any]:
+    """`POST /v1/deploy` with `wait`: one live line while in the queue; a detached request is reported
+    and left to ds01d (the result's `action` is then `queued`). Ctrl-C leaves the queue (the connection
+    closes)."""
+    from ds01 import units
+    from ds01.cli.queue import WaitLine
+    from ds01.client import path_of
+
+    seconds = None
+    if timeout is not None:
+        try:
+            seconds = max(1, int(units.parse_seconds(timeout)))
+        except ValueError:
+            raise UsageError(
+                f"--timeout {timeout}: not a duration", hint="e.g. --timeout 2h, 30m or 90s"
+            ) from None
+    line = WaitLine(quiet=client.out.json_mode)
+    try:
+        d: dict[str, Any] = client.call(
+            "POST", path_of("deploy"), {**body, "wait": True, "timeout_s": seconds, "detach": detach},
+            on_event=line,
+        )  # fmt: skip
+    finally:
+        line.end()
+    if d.get("action") == "queued":
+        q = d["queued"]
+        if client.out.json_mode:
+            client.out.json(d)
+        else:
+            client.out.say(
+                f"[bold]{q['name']}[/bold] waits for a GPU: position {q['position']} of {q['waiting']} "
+                f"(request {q['id']}); you will be told on your terminals and in the workspace's "
+                ".ds01-alerts when it starts"
+            )
+            client.out.hint(f"ds01 queue shows it; ds01 queue cancel {q['id']} takes it out")
+    return d
 
 
 def present(

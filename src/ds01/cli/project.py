@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -159,6 +159,15 @@ def launch(
     jupyter: Annotated[
         bool, typer.Option("--jupyter", help="Start Jupyter in it, reachable only by you (ssh -L).")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="No GPU free: wait in the queue for one instead of failing.")
+    ] = False,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="With --wait: give up after this long (90s, 30m, 2h).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="With --wait: return at once; ds01d deploys it when a GPU frees.")
+    ] = False,
     yes: YesOpt = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
@@ -172,19 +181,31 @@ def launch(
       project launch my-thesis --background --gpus 2
       project-launch my-thesis --rebuild
       project-launch my-thesis --jupyter --background
+      project-launch experiment-3 --background --wait --detach
     """
     from ds01.cli.common import connect
-    from ds01.cli.orchestration import present
+    from ds01.cli.orchestration import call_waiting, present
     from ds01.wizards.project_launch import launch_project
 
     if open_ and background:
         raise UsageError("--open and --background exclude each other", hint="pass one of them")
+    if (timeout or detach) and not wait:
+        raise UsageError("--timeout and --detach go with --wait", hint="add --wait")
+    if detach and open_:
+        raise UsageError("--detach and --open exclude each other", hint="pass --background with --detach")
     client = connect(json_out)
     prompter = _prompter(yes, json_out)
     name = name or _pick_project(client, prompter, user)
+
+    def waiting(body: dict[str, Any]) -> dict[str, Any]:
+        return call_waiting(client, body, timeout=timeout, detach=detach)
+
     result = launch_project(
-        client, name, user=user, rebuild=rebuild, gpus=gpus, cpu_only=cpu_only, show=not json_out
-    )
+        client, name, user=user, rebuild=rebuild, gpus=gpus, cpu_only=cpu_only, show=not json_out,
+        deploy_call=waiting if wait else None,
+    )  # fmt: skip
+    if result.deployment.get("action") == "queued":
+        return  # call_waiting said where it waits (and how the user will hear)
     if jupyter:  # cli/access.py: the notebook server and the ssh -L line for the laptop
         from ds01.cli.access import start_jupyter
 

@@ -7,6 +7,7 @@ runs wholly inside ds01d.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,9 @@ def launch_project(
     gpus: int | None = None,
     cpu_only: bool = False,
     show: bool = True,
+    deploy_call: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Launch:
+    """`deploy_call` sends the deploy body (`--wait`: the caller's waiting call); default: a plain deploy."""
     name = naming.normalise_name(name)
     root, _ = workspaces(client, user)
     project = project_info(client, root, name, user)
@@ -115,7 +118,10 @@ def launch_project(
         "user": user,
         "interface": "wizard",
     }
-    deployment = client.call("POST", path_of("deploy"), body)
+    if deploy_call is not None:
+        deployment = deploy_call(body)
+    else:
+        deployment = client.call("POST", path_of("deploy"), body)
     return Launch(project_info(client, root, name, user), built, deployment)
 
 

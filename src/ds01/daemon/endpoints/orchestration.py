@@ -8,6 +8,7 @@ from typing import Any
 
 from ds01.daemon.routes import Request, route
 from ds01.daemon.schema import limit
+from ds01.errors import NoCapacity, QuotaExceeded, UsageError
 
 NAME = limit(max_len=128)
 USER = limit(max_len=64)
@@ -22,6 +23,9 @@ class DeployBody:
     cpu_only: bool = False
     user: str | None = field(default=None, metadata=USER)
     interface: str = field(default="orchestration", metadata=limit(choices=("orchestration", "wizard")))
+    wait: bool = False  # no slot free: join the queue (daemon/queue.py) instead of exit 4
+    timeout_s: int | None = field(default=None, metadata=limit(min=1, max=30 * 24 * 3600))
+    detach: bool = False  # with wait: answer at once; ds01d deploys when granted and tells the owner
 
 
 @route("POST", "/deploy", DeployBody)
@@ -38,8 +42,26 @@ def deploy(req: Request[DeployBody]) -> dict[str, Any]:
         interface=b.interface,
     )  # fmt: skip
     docker_name = naming.container_name(naming.normalise_name(b.name), owner.uid)
-    with journaled(ctx, "deploy", docker_name, user=owner.name):  # a restart finishes or undoes it
-        d = deploy_container(ctx, owner, request)
+    if (b.detach or b.timeout_s) and not b.wait:
+        raise UsageError("--detach and --timeout go with --wait", hint="add --wait")
+    if b.wait:
+        from ds01.daemon.queue import queue_of, wait_for_grant
+
+        fields = {k: getattr(b, k) for k in ("name", "image", "gpus", "mig_profile", "cpu_only", "interface")}
+        if queue_of(req.daemon).has_waiting():  # others wait already: in line behind them, never past them
+            return wait_for_grant(req, owner, fields, NoCapacity("others are waiting for a GPU"))
+        try:
+            with journaled(ctx, "deploy", docker_name, user=owner.name):
+                d = deploy_container(ctx, owner, request)
+        except NoCapacity as err:
+            return wait_for_grant(req, owner, fields, err)
+        except QuotaExceeded as err:  # the user's own quota: no grant would change that
+            raise QuotaExceeded(
+                f"{err.message}: waiting would not help unless you retire something", hint=err.hint
+            ) from err
+    else:
+        with journaled(ctx, "deploy", docker_name, user=owner.name):  # a restart finishes or undoes it
+            d = deploy_container(ctx, owner, request)
     return {
         "action": d.action,
         "entry": d.entry,
