@@ -79,7 +79,8 @@ def main() -> None:
             subprocess.run([docker, "-H", host, "tag", IMAGE, f"ds01-{user.uid}/bench:latest"], check=True)
             dry = subprocess.run(
                 ["runuser", "-u", user.name, "--", *env, str(BIN / "container-create"), "probe", *shape,
-                 "--image", f"ds01-{user.uid}/bench:latest", "--dry-run"], capture_output=True, text=True, check=True,
+                 "--image", f"ds01-{user.uid}/bench:latest", "--dry-run"],
+                capture_output=True, text=True, check=True,
             ).stdout.strip()  # fmt: skip
             flags = shlex.split(dry.splitlines()[-1])
             flags = flags[flags.index("create") + 1 :]

@@ -129,7 +129,9 @@ TOP_LEVEL = {
     "images",
     "monitoring",
     "notify",
+    "queue",
 }
+QUEUE_KEYS = {"fair_share_window_h", "max_bypass", "max_waiting_per_user"}
 MONITORING_KEYS = {"listen"}
 NOTIFY_KEYS = {"smtp", "sender", "domain", "addresses", "starttls"}
 IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"} | {
@@ -270,6 +272,17 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """`queue:` the wait for GPUs (`--wait`): recent use counts over `fair_share_window_h`; a request passed
+    over `max_bypass` times reserves the next capacity that fits it; each user waits with at most
+    `max_waiting_per_user` requests."""
+
+    fair_share_window_h: float = 168.0
+    max_bypass: int = 5
+    max_waiting_per_user: int = 10
+
+
+@dataclass(frozen=True)
 class NotifySettings:
     """`notify:` e-mail for lifecycle notices; `smtp` None = terminals and the alerts file only."""
 
@@ -297,6 +310,7 @@ class Config:
     images: ImageSettings = field(default_factory=ImageSettings)
     monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings())
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
+    queue: QueueSettings = field(default_factory=QueueSettings)
 
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
@@ -544,6 +558,26 @@ def _parse_monitoring(doc: _Doc, raw: dict[str, Any]) -> MonitoringSettings:
     return MonitoringSettings(listen=_host_port(doc, "monitoring.listen", listen))
 
 
+def _parse_queue(doc: _Doc, raw: dict[str, Any]) -> QueueSettings:
+    for key in raw:
+        if key not in QUEUE_KEYS:
+            raise doc.unknown(f"queue.{key}", QUEUE_KEYS)
+    base = QueueSettings()
+    try:
+        window = _float(raw.get("fair_share_window_h", base.fair_share_window_h))
+        bypass = _int(raw.get("max_bypass", base.max_bypass))
+        waiting = _int(raw.get("max_waiting_per_user", base.max_waiting_per_user))
+    except ValueError as exc:
+        raise doc.error("queue", str(exc)) from exc
+    if not 0 < window <= 24 * 366:
+        raise doc.error("queue.fair_share_window_h", f"must be over 0 and at most a year, got {window:g}")
+    if not 1 <= bypass <= 1000:
+        raise doc.error("queue.max_bypass", f"must be 1-1000, got {bypass}")
+    if not 1 <= waiting <= 1000:
+        raise doc.error("queue.max_waiting_per_user", f"must be 1-1000, got {waiting}")
+    return QueueSettings(fair_share_window_h=window, max_bypass=bypass, max_waiting_per_user=waiting)
+
+
 def _parse_notify(doc: _Doc, raw: dict[str, Any]) -> NotifySettings:
     for key in raw:
         if key not in NOTIFY_KEYS:
@@ -620,6 +654,7 @@ def load_config(path: Path | None = None) -> Config:
         images=_parse_images(doc, _mapping(doc, data.get("images"), "images")),
         monitoring=_parse_monitoring(doc, _mapping(doc, data.get("monitoring"), "monitoring")),
         notify=_parse_notify(doc, _mapping(doc, data.get("notify"), "notify")),
+        queue=_parse_queue(doc, _mapping(doc, data.get("queue"), "queue")),
     )
     from ds01.events import set_rotation  # the whole file parsed: its rotation is the one in force
 

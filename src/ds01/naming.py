@@ -62,7 +62,6 @@ _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY_MAX = 255
 
 
-
 def is_image_reference(ref: str) -> bool:
     """A reference the engine could parse: NAME[:TAG][@DIGEST] or an image id (`sha256:` + 64 hex)."""
     m = _IMAGE_REFERENCE.fullmatch(ref)

@@ -17,6 +17,7 @@ KEEP_ENV = ("DS01_SOCKET", "DS01_DEBUG", "COLUMNS", "NO_COLOR")
 
 @dataclass(frozen=True)
 class TestUser:
+    __test__ = False  # a test account, not a test class
     name: str
     uid: int
     gid: int

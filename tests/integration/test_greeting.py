@@ -123,3 +123,23 @@ def test_the_greeting_empties_after_retire_and_a_planted_link_is_replaced(
         time.sleep(0.2)
     assert not greeting.is_symlink() and greeting.read_text() == ""
     assert victim.read_text() == "root's\n"
+
+
+def test_a_greeting_left_from_before_a_restart_is_emptied(
+    ds01_home, engine_clean, base_image_ref, unix_users
+):
+    alice = unix_users["alice"]
+    r = run_as(alice, "container-deploy", "gone", "--image", base_image_ref, "--cpu-only", "--background")
+    assert r.returncode == 0, r.stderr
+    greeting = ds01_home / "users" / str(alice.uid) / "greeting"
+    wait_greeting(greeting, "gone")
+    from harness import daemon
+
+    daemon.stop_ds01d(ds01_home.server)
+    for c in engine_clean.containers.list(all=True):  # the container goes while ds01d is down
+        c.remove(force=True)
+    ds01_home.restart()
+    deadline = time.monotonic() + 15
+    while "gone" in greeting.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert greeting.read_text() == ""

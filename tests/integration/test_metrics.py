@@ -119,6 +119,7 @@ def test_prometheus_sees_the_users_gpueq_after_a_deploy(
     assert r.returncode == 0, r.stderr
     held = json.loads(r.stdout)["gpus"][0]
     result = wait_promql(prometheus, f'ds01_user_gpueq{{user="{alice.name}"}} > 0')
+    print(f"PromQL ds01_user_gpueq{{user={alice.name!r}}} > 0 -> {json.dumps(result)}")
     assert float(result[0]["value"][1]) == pytest.approx(held["gpueq"])
     slot = wait_promql(prometheus, f'ds01_slot_holder{{user="{alice.name}"}}')
     assert slot[0]["metric"]["slot"] == held["slot"] and slot[0]["metric"]["container"] == "thesis"
@@ -220,3 +221,31 @@ def test_every_dashboard_expression_names_an_exported_metric(
         assert not (metrics - exported), f"{expr!r}: {sorted(metrics - exported)} not exported"
         others = {w for w in words - metrics - PROMQL_WORDS if "_" in w and not w.startswith("$")}
         assert not others, f"{expr!r}: {sorted(others)} is neither a metric ds01d exports nor PromQL"
+
+
+def test_reaper_actions_are_counted_by_kind_and_rule(
+    ds01_home, engine_clean, base_image_ref, unix_users, metrics_port
+):
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    alice = unix_users["alice"]
+    ds01_home.reconfigure(
+        monitoring={"listen": f"127.0.0.1:{metrics_port}"}, user_overrides={alice.name: {"max_runtime_h": 1}}
+    )
+    r = run_as(alice, "container-deploy", "long", "--image", base_image_ref, "--cpu-only", "--background")
+    assert r.returncode == 0, r.stderr
+    reaper = Path(sys.executable).parent / "ds01-reaper"
+    start = datetime.now(UTC)
+    for minutes in (55, 65):
+        when = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        done = subprocess.run(
+            [str(reaper), "--once", "--now", when], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    time.sleep(1.1)
+    text = scrape(metrics_port)
+    assert 'ds01_reaper_actions_total{action="runtime_warning",reason="max_runtime_h"} 1.0' in text
+    assert 'ds01_reaper_actions_total{action="runtime_stop",reason="max_runtime_h"} 1.0' in text
+    assert 'ds01_request_seconds_count{endpoint="POST /reaper"} 2.0' in text

@@ -121,7 +121,7 @@ def test_a_bad_notify_section_is_refused_in_one_line(ds01_home, tmp_path):
         ({"mailto": 1}, "notify.mailto"),
     )
     for section, words in cases:
-        from conftest import write_config
+        from harness.config import write_config
 
         write_config(bad, Path(ds01_home), notify=section)
         r = subprocess.run([str(BIN / "ds01d"), "--check-config", str(bad)], capture_output=True, text=True)

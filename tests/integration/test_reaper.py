@@ -430,7 +430,8 @@ def test_ds01d_runs_the_loop_by_itself_with_the_config_in_force(world: World):
     world.home.server = daemon.start_ds01d(world.home.config, world.home.socket, env=env, reaper=True)
     world.home.config.write_text(good + "\nbogus_key: 1\n")  # broken: the loop keeps the last good config
     deadline = time.monotonic() + 30
-    while exists(world.client, c):
+    # the pass removes the container, then logs `cleanup`: wait for both
+    while exists(world.client, c) or not events(world.home, "cleanup"):
         assert time.monotonic() < deadline, world.home.server.log_text()[-2000:]
         time.sleep(0.2)
     (cleanup,) = events(world.home, "cleanup")

@@ -106,6 +106,7 @@ def test_a_crafted_history_with_restarts_gives_exact_figures(ds01_home, unix_use
     w = by_user(window)
     assert w[alice]["gpu_hours"] == pytest.approx(1.5) and w[bob]["gpu_hours"] == pytest.approx(1.0)
 
+    print(run_root("--month", "2026-10").stdout)
     r = run_as(unix_users["alice"], "ds01", "usage", "--month", "2026-10", "--csv")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))

@@ -198,6 +198,29 @@ def test_f2_gpu_labels_from_an_image_never_count(ds01_home, engine_clean, unix_u
     assert [h.user for h in holdings] == [bob.name]
 
 
+def test_f2_a_label_naming_a_victims_gpu_never_stops_the_victim_from_starting(
+    ds01_home, engine_clean, unix_users, base_image_ref
+):
+    """The review's second F2 form: an image labelled with the victim's slot and UUID, run CPU-only, made
+    the victim's stopped GPU container unable to start again ("held by another")."""
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    got = json.loads(
+        ok(run_as(bob, "container-create", "work", "--image", base_image_ref, "--gpus", "1", "--json")).stdout
+    )
+    [gpu] = got["gpus"]
+    ok(run_as(bob, "container-start", "work"))
+    ok(run_as(bob, "container-stop", "work", "--timeout", "1"))
+    forged = {"ds01.gpu.slots": gpu["slot"], "ds01.gpu.uuids": gpu["uuid"], "ds01.gpu.gpueq": "1.0"}
+    _build(engine_clean, base_image_ref, "squat:latest", forged)
+    ok(run_as(alice, "container-create", "squat", "--image", "squat:latest"))
+    ok(run_as(alice, "container-start", "squat"))
+    labels = engine_clean.api.inspect_container(f"squat._.{alice.uid}")["Config"]["Labels"]
+    assert labels["ds01.gpu.uuids"] == "" and labels["ds01.gpu.slots"] == ""
+    ok(run_as(bob, "container-start", "work"))  # the victim's GPU is still theirs
+    holdings, _ = _holdings(ds01_home)
+    assert [h.user for h in holdings] == [bob.name]
+
+
 def test_f2_a_container_with_corrupt_gpu_labels_holds_nothing_and_is_reported(
     ds01_home, engine_clean, unix_users, base_image_ref
 ):

@@ -321,6 +321,7 @@ def build_labels(ctx: Context, owner: User, req: BuildRequest) -> dict[str, str]
 
 # -- one previous image, rollback, pruning, free space ---------------------------------------------------
 PREVIOUS = "previous"
+_DATA_ROOTS: dict[str, str] = {}  # engine address -> its DockerRootDir
 
 
 def previous_ref(ref: ImageRef) -> str:
@@ -333,10 +334,13 @@ def check_free_space(ctx: Context, what: str) -> None:
     from ds01.engine_api import unix_socket_path
 
     need_gb = ctx.config.images.min_free_gb
-    if need_gb <= 0 or unix_socket_path(ctx.gateway.address) is None:
+    address = ctx.gateway.address
+    if need_gb <= 0 or unix_socket_path(address) is None:
         return
     try:
-        root = str(ctx.gateway.info().get("DockerRootDir") or "")
+        if address not in _DATA_ROOTS:  # asked once per engine: `info` is not free, the root never moves
+            _DATA_ROOTS[address] = str(ctx.gateway.info().get("DockerRootDir") or "")
+        root = _DATA_ROOTS[address]
         st = os.statvfs(root)
     except (OSError, Ds01Error):
         return  # no reading: the engine itself reports a full disk
@@ -543,6 +547,18 @@ def image_info(ctx: Context, ref: ImageRef) -> ImageInfo:
 # -- image-delete ------------------------------------------------------------------------------------------
 
 
+def _delete_previous(ctx: Context, ref: ImageRef) -> None:
+    """The kept `:previous` image goes with its name; a container still on it keeps the layers."""
+    previous = ctx.gateway.image_inspect(previous_ref(ref))
+    if previous is None:
+        return
+    in_use = bool(ctx.gateway.containers_using(str(previous["Id"])))
+    try:
+        ctx.gateway.remove_image(previous_ref(ref), force=in_use)
+    except Ds01Error as err:  # the name of the image is gone either way; say why the layers stay
+        ctx.out.warn(f"{previous_ref(ref)} stays: {err}")
+
+
 def delete_image(ctx: Context, ref: ImageRef, *, force: bool = False) -> DeleteResult:
     """Remove the image (never its Dockerfile). The owner's containers using it block unless `force`
     (then they are stopped and removed); other users' containers never block: only the tag goes, and
@@ -570,6 +586,7 @@ def delete_image(ctx: Context, ref: ImageRef, *, force: bool = False) -> DeleteR
     # With other users' containers on it, `force` makes the engine drop the tag only (never their layers).
     ctx.gateway.remove_image(ref.ref, force=bool(others))
     result.untagged_only = bool(others)
+    _delete_previous(ctx, ref)
     labels = _labels_of(raw)
     result.dockerfile = labels.get(naming.LABEL_DOCKERFILE, "")
     ctx.log(

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gpu-status": ("ds01.cli.gpu", "status"),
     "ds01-doctor": ("ds01.cli.helpers", "doctor"),
     "ds01-reaper": ("ds01.cli.reaper", "reaper"),
+    "container-extend": ("ds01.cli.enforcement", "extend"),
 }
 
 

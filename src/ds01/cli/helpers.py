@@ -109,7 +109,9 @@ def events(
     type_: Annotated[str | None, typer.Option("--type", help="Only this event type (e.g. release).")] = None,
     container: Annotated[str | None, typer.Option("--container", help="Only this container.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only from this UTC time (ISO-8601).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Only before this UTC time (ISO-8601).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only before this UTC time (ISO-8601).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (the latest).")] = 100,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events as they happen (Ctrl-C stops).")
@@ -129,7 +131,14 @@ def events(
     from ds01.client import path_of
 
     client = connect(json_out)
-    body = {"user": user, "type": type_, "container": container, "since": since, "until": until, "limit": limit}
+    body = {
+        "user": user,
+        "type": type_,
+        "container": container,
+        "since": since,
+        "until": until,
+        "limit": limit,
+    }
     found = client.call("GET", path_of("events"), body)
     if follow:
         _follow(client, body, found, json_out)

@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from ds01 import __version__
-from ds01.cli import container, gpu, image, project, user
+from ds01.cli import container, enforcement, gpu, image, project, user
 from ds01.cli.common import Ds01Typer
 from ds01.cli.helpers import check_limits, doctor, events
 from ds01.cli.project_files import dir_app, git_app, readme_app
+from ds01.cli.queue import app as queue_app
 from ds01.cli.reaper import reaper
 from ds01.cli.top import top
 from ds01.cli.usage import usage
@@ -48,6 +49,9 @@ app.add_typer(gpu.app, name="gpu")
 app.add_typer(dir_app, name="dir")
 app.add_typer(git_app, name="git")
 app.add_typer(readme_app, name="readme")
+app.add_typer(enforcement.admin_app, name="admin")
+app.add_typer(queue_app, name="queue")
+container.app.command("extend")(enforcement.extend)
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
 app.command("events")(events)

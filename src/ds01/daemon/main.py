@@ -119,6 +119,9 @@ def serve(config: Path, socket_path: Path, *, pidfile: Path | None, reaper: bool
     from ds01.daemon.endpoints.observability import start_greeting_cache
 
     start_greeting_cache(daemon)  # <run_dir>/users/<uid>/greeting, for the login greeting
+    from ds01.daemon.queue import start_queue
+
+    start_queue(daemon)  # the wait for GPUs: detached requests left waiting come back
     log.info("ds01d %s listening on %s (config %s)", __version__, socket_path, config)
     _notify_systemd("READY=1")
     try:

@@ -83,11 +83,18 @@ def observe_request(endpoint: str, seconds: float) -> None:
         CHANGED.set()
 
 
+_RULE_KEY = re.compile(r"\b([a-z]+(?:_[a-z]+)+)\b")
+
+
 def reason_word(reason: object) -> str:
-    """A label value from an event's reason: a short lower-case word, else its first word, else `other`."""
+    """A bounded label value from an event's reason: the word itself when it is one (`retire`), else the
+    config key the reason names (`idle_timeout_h`, `max_runtime_h`, ...), else its first word."""
     text = str(reason or "").strip().lower()
     if _WORD.match(text):
         return text
+    key = _RULE_KEY.search(text)
+    if key and len(key.group(1)) <= 32:
+        return key.group(1)
     first = re.split(r"[^a-z0-9_-]", text, maxsplit=1)[0]
     return first if _WORD.match(first) else "other"
 

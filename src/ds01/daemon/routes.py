@@ -91,7 +91,7 @@ def all_routes() -> Iterator[Route]:
 
 ENDPOINT_MODULES = (
     "system", "containers", "exec", "images", "workspaces", "gpus", "lifecycle", "orchestration",
-    "access", "observability", "enforcement",
+    "access", "observability", "enforcement", "queue",
 )  # fmt: skip
 
 

@@ -25,8 +25,10 @@ def _reason(text: str) -> str:
 
 @dataclass(frozen=True)
 class ExtendBody:
-    hours: float = field(metadata=limit(min=0.1, max=336))
-    reason: str = field(metadata=REASON)
+    hours: float | None = field(
+        default=None, metadata=limit(min=0.1, max=336)
+    )  # required (checked after --user)
+    reason: str | None = field(default=None, metadata=REASON)
     user: str | None = field(default=None, metadata=USER)
 
 
@@ -37,7 +39,10 @@ def extend(req: Request[ExtendBody]) -> dict[str, Any]:
     from ds01.atomic.grants import Extension, Grants, iso
 
     ctx, b = req.ctx, req.body
-    reason = _reason(b.reason)
+    if b.hours is None:
+        raise UsageError("--hours is required", hint='e.g. container-extend NAME --hours 24 --reason "..."')
+    hours = float(b.hours)
+    reason = _reason(b.reason or "")
     view = find_container(ctx, req.params["name"], user=b.user)
     owner = ctx.target_user(b.user)
     budget = ctx.limits_for(owner).limits.extension_budget_h
@@ -45,31 +50,31 @@ def extend(req: Request[ExtendBody]) -> dict[str, Any]:
     grants = Grants(ctx.config.paths.state_dir)
     with grants.locked():
         used = grants.used_h(owner.name, now)
-        if budget is not None and used + b.hours > budget + 1e-9:
+        if budget is not None and used + hours > budget + 1e-9:
             nxt = grants.next_free(owner.name, now)
             left = max(budget - used, 0.0)
             err = QuotaExceeded(
                 f"{owner.name} has {left:g} of extension_budget_h {budget:g} h left this week "
-                f"(used {used:g} h in the last 7 days); asked for {b.hours:g} h",
+                f"(used {used:g} h in the last 7 days); asked for {hours:g} h",
                 hint=(f"hours free up from {iso(nxt)}; " if nxt else "")
                 + "ask an admin for an exemption (ds01 admin exempt)",
             )
-            ctx.log("reject", view.name, user=owner.name, code=err.code, reason=err.message, hours=b.hours)
+            ctx.log("reject", view.name, user=owner.name, code=err.code, reason=err.message, hours=hours)
             raise err
-        ext = Extension(owner.name, view.name, view.id, float(b.hours), reason, iso(now))
+        ext = Extension(owner.name, view.name, view.id, float(hours), reason, iso(now))
         grants.add_extension(ext)
         extra = grants.extra_h(view.id)
     base = ctx.limits_for(owner).limits.max_runtime_h
-    ctx.log("extend", view.name, user=owner.name, hours=b.hours, reason=ext.reason, total_extra_h=extra,
-            budget_h=budget, used_h=round(used + b.hours, 2),
+    ctx.log("extend", view.name, user=owner.name, hours=hours, reason=ext.reason, total_extra_h=extra,
+            budget_h=budget, used_h=round(used + hours, 2),
             **({"by": ctx.user.name} if ctx.user.uid != owner.uid else {}))  # fmt: skip
     return {
         "container": view.name,
-        "hours": b.hours,
+        "hours": hours,
         "extra_h": extra,
         "max_runtime_h": None if base is None else base + extra,
         "budget_h": budget,
-        "used_h": round(used + b.hours, 2),
+        "used_h": round(used + hours, 2),
     }
 
 

@@ -85,7 +85,9 @@ def events(req: Request[EventsBody]) -> list[dict[str, Any]]:
         if value:
             when = parse_iso(value)
             if when is None:
-                raise UsageError(f"--{flag}: {value!r} is not an ISO-8601 time", hint="e.g. 2026-11-23T14:05:00Z")
+                raise UsageError(
+                    f"--{flag}: {value!r} is not an ISO-8601 time", hint="e.g. 2026-11-23T14:05:00Z"
+                )
             bounds[flag] = iso(when)
     until = bounds["until"]
     found = query_events(

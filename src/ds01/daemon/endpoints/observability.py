@@ -201,6 +201,34 @@ def summaries(
     return out
 
 
+class RecentAlerts:
+    """The alert events of the last day, read once in full and then forward (not the whole log per look)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tail: Any = None
+        self._items: list[dict[str, Any]] = []
+
+    def get(self, log_dir: Path, now: datetime) -> list[dict[str, Any]]:
+        from ds01.daemon.metrics import EventTail
+        from ds01.events import read_events
+
+        with self._lock:
+            if self._tail is None or self._tail.log_dir != log_dir:
+                self._tail = EventTail(log_dir)
+                fresh: Iterable[dict[str, Any]] = read_events(log_dir)
+                self._items = []
+            else:
+                fresh = self._tail.new_records()
+            self._items += [e for e in fresh if e.get("event_type") in ALERT_TYPES]
+            cutoff = _iso(now - ALERT_WINDOW)
+            self._items = [e for e in self._items if str(e.get("timestamp", "")) >= cutoff]
+            return list(self._items)
+
+
+ALERTS = RecentAlerts()
+
+
 def _left(seconds: int | None) -> str:
     if seconds is None:
         return ""
@@ -236,15 +264,18 @@ class SummaryBody:
 @route("GET", "/summary", SummaryBody)
 def summary(req: Request[SummaryBody]) -> dict[str, Any]:
     """The caller's summary (an admin: `user`'s), as the greeting shows it."""
-    from ds01.events import read_events
     from ds01.lifecycle.clock import SystemClock
 
     ctx = req.ctx
     owner = ctx.target_user(req.body.user)
+    now = SystemClock().now()
     found = summaries(
-        ctx.config, ctx.gateway.containers(), read_events(ctx.config.paths.log_dir), SystemClock().now(),
+        ctx.config,
+        ctx.gateway.containers(),
+        ALERTS.get(ctx.config.paths.log_dir, now),
+        now,
         only_uid=owner.uid,
-    )  # fmt: skip
+    )
     s = found.get(owner.uid) or _empty(ctx, owner)
     return {**s, "text": greeting_text(s)}
 
@@ -265,16 +296,14 @@ def top(req: Request[Any]) -> dict[str, Any]:
     """Slots with holders and utilisation (everyone sees these, as in gpu-status); users against quotas and
     containers with countdowns: an admin everyone's, a user their own."""
     from ds01.atomic.gpu_status import gpu_status
-    from ds01.events import read_events
     from ds01.lifecycle.clock import SystemClock
 
     ctx = req.ctx
     containers = ctx.gateway.containers()
     slots = gpu_status(ctx.config, reader=ctx.gateway)
     only = None if ctx.is_admin else ctx.user.uid
-    found = summaries(
-        ctx.config, containers, read_events(ctx.config.paths.log_dir), SystemClock().now(), only_uid=only
-    )
+    now = SystemClock().now()
+    found = summaries(ctx.config, containers, ALERTS.get(ctx.config.paths.log_dir, now), now, only_uid=only)
     if only is not None and only not in found:
         found[only] = _empty(ctx, ctx.user)
     return {
@@ -353,13 +382,12 @@ def write_greeting(run_root: Path, owner: User, text: str) -> bool:
 def refresh_greetings(daemon: Daemon, known: set[int]) -> set[int]:
     """Write every user's greeting who has containers; a user who had some and has none now gets an
     empty greeting once. Returns the uids written with containers."""
-    from ds01.events import read_events
     from ds01.identity import user_by_uid
     from ds01.lifecycle.clock import SystemClock
 
     config = daemon.config
     now = SystemClock().now()
-    found = summaries(config, daemon.gateway().containers(), read_events(config.paths.log_dir), now)
+    found = summaries(config, daemon.gateway().containers(), ALERTS.get(config.paths.log_dir, now), now)
     run_root = config.paths.run_root()
     for uid, s in found.items():
         write_greeting(run_root, user_by_uid(uid), greeting_text(s))
@@ -368,12 +396,22 @@ def refresh_greetings(daemon: Daemon, known: set[int]) -> set[int]:
     return set(found)
 
 
+def _greeted(run_root: Path) -> set[int]:
+    """The uids that have a greeting file now."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(run_root / "users"):
+            if entry.name.isdigit() and os.path.lexists(os.path.join(entry.path, GREETING_FILE)):
+                found.add(int(entry.name))
+    return found
+
+
 def start_greeting_cache(daemon: Daemon, every_s: float = GREETING_EVERY_S) -> threading.Thread:
     """Rewrite the greetings every `every_s`, and soon after any request that may change something."""
     from ds01.daemon.metrics import CHANGED
 
     def run() -> None:
-        known: set[int] = set()
+        known = _greeted(daemon.config.paths.run_root())  # a stale one from before a restart is emptied too
         while not daemon.stopping.is_set():
             CHANGED.clear()
             try:
