@@ -63,7 +63,11 @@ class Questionary:
         self._io = {k: v for k, v in (("input", input), ("output", output)) if v is not None}
 
     def _ask(self, question: Any) -> Any:
-        answer = question.ask(patch_stdout=False) if not self._io else question.unsafe_ask()
+        """One path for tests and people: Ctrl-C (or Ctrl-D) at a question is `Cancelled`, exit 130."""
+        try:
+            answer = question.unsafe_ask(patch_stdout=False)
+        except (KeyboardInterrupt, EOFError):
+            answer = None
         if answer is None:
             raise Cancelled("cancelled", hint="nothing was changed after the last step shown")
         return answer
