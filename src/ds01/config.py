@@ -139,7 +139,7 @@ IMAGE_KEYS = {"ca_bundle", "http_proxy", "https_proxy", "no_proxy"} | {
 }  # fmt: skip
 NETWORK_MODES = ("per-user", "bridge", "none")
 BUILD_NETWORKS = ("none", "bridge", "per-user")
-GPU_KEYS = {"backend", "inventory", "attach", "nvml_library"}
+GPU_KEYS = {"backend", "inventory", "attach", "nvml_library", "deter_host_use"}
 PATH_KEYS = {"workspace_root", "data_roots", "socket", "state_dir", "log_dir", "run_dir"}
 CONTAINER_KEYS = {"network", "init", "env"}
 BACKENDS = ("auto", "nvml", "simulated", "none")
@@ -201,6 +201,8 @@ class GpuSettings:
     # the NVML library the probe loads: a bare name goes through the dynamic loader's search (ld.so.cache
     # included), a path loads that file and nothing else
     nvml_library: str = "libnvidia-ml.so.1"
+    # true: logins of non-admins get CUDA_VISIBLE_DEVICES="" (profile.d), so GPU work happens in containers
+    deter_host_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -463,7 +465,13 @@ def _parse_gpu(doc: _Doc, raw: dict[str, Any]) -> GpuSettings:
         raise doc.error("gpu.nvml_library", "give a library name or an absolute path")
     if "/" in library and not library.startswith("/"):
         raise doc.error("gpu.nvml_library", f"{library!r} is not an absolute path")
-    return GpuSettings(backend=backend, inventory=inv_path, attach=attach, nvml_library=library)
+    try:
+        deter = _bool(raw.get("deter_host_use", False))
+    except ValueError as exc:
+        raise doc.error("gpu.deter_host_use", str(exc)) from exc
+    return GpuSettings(
+        backend=backend, inventory=inv_path, attach=attach, nvml_library=library, deter_host_use=deter
+    )
 
 
 def _parse_paths(doc: _Doc, raw: dict[str, Any]) -> PathSettings:

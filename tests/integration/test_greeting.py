@@ -143,3 +143,40 @@ def test_a_greeting_left_from_before_a_restart_is_emptied(
     while "gone" in greeting.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert greeting.read_text() == ""
+
+
+GPU_SCRIPT = ROOT / "deploy" / "profile.d" / "ds01-gpu.sh"
+
+
+def _cuda_in_login(user, ds01_home) -> subprocess.CompletedProcess[str]:
+    body = f'. {GPU_SCRIPT}; echo "cuda=[${{CUDA_VISIBLE_DEVICES-unset}}]"'
+    env = [f"DS01_RUN_DIR={ds01_home}", "PATH=/usr/bin:/bin", "HOME=" + str(user.home)]
+    argv = ["runuser", "-u", user.name, "--", "env", "-i", *env, "bash", "--norc", "-i", "-c", body]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd="/")
+
+
+def test_host_gpus_are_hidden_from_non_admin_logins_only_when_the_config_says_so(ds01_home, unix_users):
+    """Issue 14: a lab may deter GPU work outside containers (gpu.deter_host_use, off by default)."""
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    marker = Path(ds01_home) / "deter-host-gpu"
+    off = _cuda_in_login(alice, ds01_home)
+    assert "cuda=[unset]" in off.stdout and not marker.exists()
+    ds01_home.reconfigure(
+        gpu={"deter_host_use": True},
+        groups={"admin": {"admin": True, "members": [bob.name]}, "student": {"members": [alice.name]}},
+    )
+    ds01_home.restart()  # the notice file is written at start and every greeting round
+    deadline = time.monotonic() + 15
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o644 and marker.stat().st_uid == 0
+    student = _cuda_in_login(alice, ds01_home)
+    assert "cuda=[]" in student.stdout and "GPUs here are for containers" in student.stdout
+    admin = _cuda_in_login(bob, ds01_home)
+    assert "cuda=[unset]" in admin.stdout and "for containers" not in admin.stdout
+    ds01_home.reconfigure(gpu={"deter_host_use": False})
+    ds01_home.restart()
+    deadline = time.monotonic() + 15
+    while marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "cuda=[unset]" in _cuda_in_login(alice, ds01_home).stdout

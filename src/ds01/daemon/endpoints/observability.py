@@ -406,6 +406,31 @@ def _greeted(run_root: Path) -> set[int]:
     return found
 
 
+HOST_GPU_FILE = "deter-host-gpu"
+
+
+def write_host_gpu_notice(config: Config) -> None:
+    """With `gpu.deter_host_use`, `<run_dir>/deter-host-gpu` names who may use GPUs outside containers (the
+    admins: users and Unix groups) for the login script, which hides the GPUs from everyone else; without
+    it, the file goes. Written atomically, root's, world-readable (it holds only names from the config)."""
+    path = config.paths.run_root() / HOST_GPU_FILE
+    if not config.gpu.deter_host_use:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    admins = [g for g in config.groups if g.admin]
+    users = sorted({"root", *(m for g in admins for m in g.members)})
+    groups = sorted({o for g in admins for o in g.os_groups})
+    text = f"users {' '.join(users)}\ngroups {' '.join(groups)}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{HOST_GPU_FILE}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def start_greeting_cache(daemon: Daemon, every_s: float = GREETING_EVERY_S) -> threading.Thread:
     """Rewrite the greetings every `every_s`, and soon after any request that may change something."""
     from ds01.daemon.metrics import CHANGED
@@ -415,6 +440,7 @@ def start_greeting_cache(daemon: Daemon, every_s: float = GREETING_EVERY_S) -> t
         while not daemon.stopping.is_set():
             CHANGED.clear()
             try:
+                write_host_gpu_notice(daemon.config)
                 known = refresh_greetings(daemon, known)
             except Exception as exc:  # the engine away: try again next round
                 log.debug("greeting refresh failed: %s", exc)
