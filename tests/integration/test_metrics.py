@@ -249,3 +249,38 @@ def test_reaper_actions_are_counted_by_kind_and_rule(
     assert 'ds01_reaper_actions_total{action="runtime_warning",reason="max_runtime_h"} 1.0' in text
     assert 'ds01_reaper_actions_total{action="runtime_stop",reason="max_runtime_h"} 1.0' in text
     assert 'ds01_request_seconds_count{endpoint="POST /reaper"} 2.0' in text
+
+
+def test_queue_length_and_waiting_times_are_metrics(
+    ds01_home, engine_clean, base_image_ref, unix_users, metrics_port
+):
+    """Issue 15 asks for the queue's length and waiting times once the queue exists (issue 16)."""
+    import yaml
+
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    inventory = ds01_home / "one-gpu.yaml"
+    inventory.write_text(yaml.safe_dump({"gpus": [{"name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920}]}))
+    limits = {"max_gpu_equivalents": None, "allow_full_gpu": True, "gpu_hold_after_stop_h": 0}
+    ds01_home.reconfigure(
+        gpu={"backend": "simulated", "inventory": str(inventory), "attach": "device-request"},
+        defaults=limits, groups={"student": {**limits, "members": []}},
+        monitoring={"listen": f"127.0.0.1:{metrics_port}"},  # a rewrite starts from the test config again
+    )  # fmt: skip
+    deploy = ("container-deploy", "--gpus", "1", "--image", base_image_ref, "--background")
+    r = run_as(alice, deploy[0], "holder", *deploy[1:])
+    assert r.returncode == 0, r.stderr
+    r = run_as(bob, deploy[0], "later", *deploy[1:], "--wait", "--detach")
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.1)  # past the one-second cache
+    text = scrape(metrics_port)
+    assert re.search(r'^ds01_queue_length\{shape="[^"]+"\} 1\.0$', text, re.M), text
+    assert re.search(r"^ds01_queue_oldest_wait_seconds [0-9.]+$", text, re.M)
+    assert run_as(alice, "container-retire", "holder", "--yes").returncode == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(1.1)
+        text = scrape(metrics_port)
+        if "ds01_queue_wait_seconds_count 1.0" in text:
+            break
+    assert "ds01_queue_wait_seconds_count 1.0" in text
+    assert not re.search(r"^ds01_queue_length\{", text, re.M)

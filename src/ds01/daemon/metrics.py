@@ -67,7 +67,20 @@ BUILD_SECONDS = Histogram(
     registry=None,
     buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
 )
-FROM_EVENTS = (EVENTS, REAPER_ACTIONS, REMOVALS, DENIED, BUILD_SECONDS)  # collected after the log is read
+QUEUE_WAIT_SECONDS = Histogram(
+    "ds01_queue_wait_seconds",
+    "How long granted requests waited in the GPU queue",
+    registry=None,
+    buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+FROM_EVENTS = (
+    EVENTS,
+    REAPER_ACTIONS,
+    REMOVALS,
+    DENIED,
+    BUILD_SECONDS,
+    QUEUE_WAIT_SECONDS,
+)  # collected after the log is read
 REAPER_KINDS = ("idle_warning", "idle_stop", "runtime_warning", "runtime_stop", "cleanup", "reclaim")
 _WORD = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CACHE_S = 1.0
@@ -155,6 +168,9 @@ def count_event(record: dict[str, Any]) -> None:
     elif kind == "image_build":
         with contextlib.suppress(TypeError, ValueError):
             BUILD_SECONDS.observe(float(details.get("seconds") or 0))
+    elif kind == "queue_grant":
+        with contextlib.suppress(TypeError, ValueError):
+            QUEUE_WAIT_SECONDS.observe(float(details.get("waited_s") or 0))
 
 
 class StateCollector(Collector):
@@ -191,7 +207,7 @@ class StateCollector(Collector):
             "ds01d_config_error", "1 while a config edit was rejected (the last good one serves)"
         )
         cfg.add_metric([], 1 if daemon.config_error else 0)
-        out: list[Metric] = [up, info, start, cfg, *_event_write_failures()]
+        out: list[Metric] = [up, info, start, cfg, *_event_write_failures(), *_queue_metrics(daemon)]
         engine = GaugeMetricFamily("ds01d_engine_up", "1 when the Docker engine answered the last scrape")
         try:
             out += _engine_metrics(daemon)
@@ -202,6 +218,22 @@ class StateCollector(Collector):
         took = GaugeMetricFamily("ds01d_scrape_seconds", "Time the last gathering of ds01's state took")
         took.add_metric([], time.monotonic() - started)
         return [*out, engine, took]
+
+
+def _queue_metrics(daemon: Daemon) -> list[Metric]:
+    """Who waits for a GPU: the queue's length by request shape, and the longest wait so far."""
+    from ds01.daemon.queue import queue_of
+
+    waiting = queue_of(daemon).snapshot()
+    length = GaugeMetricFamily("ds01_queue_length", "Requests waiting for a GPU, by shape", labels=["shape"])
+    for shape in sorted({w.shape for w in waiting}):
+        length.add_metric([shape], sum(1 for w in waiting if w.shape == shape))
+    oldest = GaugeMetricFamily(
+        "ds01_queue_oldest_wait_seconds", "How long the longest-waiting request has waited"
+    )
+    now = time.time()
+    oldest.add_metric([], max((now - w.arrived for w in waiting), default=0.0))
+    return [length, oldest]
 
 
 def _event_write_failures() -> list[Metric]:

@@ -320,6 +320,10 @@ class WaitQueue:
                 self._tell(e, "NOTICE", ["Your queued deploy timed out: no slot came free in time."], None)
 
     # --- requests --------------------------------------------------------------------------------------
+    def snapshot(self) -> list[Waiting]:
+        """The requests waiting now (for metrics)."""
+        return self._waiting()
+
     def has_waiting(self) -> bool:
         return bool(self._waiting())
 
