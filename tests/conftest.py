@@ -119,9 +119,15 @@ def engine_clean(
     for c in api.containers(all=True):
         api.remove_container(c["Id"], force=True)
     for img in api.images():
-        if base_image.BASE_IMAGE not in (img.get("RepoTags") or []):
+        tags = img.get("RepoTags") or []
+        if base_image.BASE_IMAGE not in tags:
             with contextlib.suppress(Exception):
                 api.remove_image(img["Id"], force=True)
+            continue
+        for tag in tags:  # names a test gave the base image (ds01-<uid>/x, ds01/python:3.11) go too
+            if tag != base_image.BASE_IMAGE:
+                with contextlib.suppress(Exception):
+                    api.remove_image(tag)
 
 
 @pytest.fixture(scope="session")

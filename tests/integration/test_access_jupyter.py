@@ -164,7 +164,9 @@ def test_jupyter_through_a_tunnel_in_a_real_browser(lab, tmp_path):
         profile = tmp_path / "chromium-profile"
         shot = tmp_path / "jupyter.png"
         browser = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
-        ok(subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1280,800", url],
+        # the budget lets the page's scripts finish before the picture is taken (else it can be blank)
+        ok(subprocess.run([*browser, "--virtual-time-budget=5000", f"--screenshot={shot}",
+                           "--window-size=1280,800", url],
                           capture_output=True, text=True, timeout=120))  # fmt: skip
         assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         print(f"\nJupyter screenshot: {shot}")

@@ -283,8 +283,9 @@ def check_references(
     is named (tag, id, short id, digest); the `ONBUILD` steps of the images it reads are checked too."""
     for ref in refs:
         raw = ctx.gateway.image_inspect(ref)
-        tags = (ref, *((raw or {}).get("RepoTags") or ()))
-        named = {int(m[1]) for t in tags if (m := _OWNED_NAME.match(str(t)))}
+        # the owner label, set by ds01d last on every build, is what makes an image someone's; a name in
+        # another user's namespace is refused as written (an absent one could not be theirs to read anyway)
+        named = {int(m[1]) for m in [_OWNED_NAME.match(ref)] if m}
         uid = _labels_of(raw).get(naming.LABEL_UID) if raw is not None else None
         if uid not in (None, "", str(owner.uid)) or named - {owner.uid}:
             raise PermissionDenied(
