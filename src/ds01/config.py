@@ -101,6 +101,23 @@ LIMIT_PARSERS: dict[str, Callable[[Any], Any]] = {
     "extension_budget_h": _opt(_float),
 }
 
+# The names the reference system's YAML used for the same limits (a lab's existing file keeps working;
+# `ds01d --check-config` says what to write instead), and its keys ds01 has no use for (accepted, ignored,
+# and said so, never a silent knob).
+LIMIT_ALIASES = {
+    "max_gpus": "max_gpu_equivalents",
+    "max_gpu_slots": "max_gpu_equivalents",
+    "max_gpus_per_user": "max_gpu_equivalents",
+    "max_mig_instances": "max_gpu_equivalents",
+    "max_gpus_per_container": "max_gpu_slots_per_container",
+    "max_mig_per_container": "max_gpu_slots_per_container",
+    "cpus": "max_cpus",
+}
+LIMIT_IGNORED = {
+    "max_tasks", "gpu_memory", "io_read_bps", "io_write_bps", "ulimit_nofile", "storage_workspace",
+    "storage_data", "storage_tmp",
+}  # fmt: skip
+
 POLICY_PARSERS: dict[str, Callable[[Any], Any]] = {
     "gpu_idle_threshold": _float,
     "cpu_idle_threshold": _float,
@@ -313,6 +330,7 @@ class Config:
     monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings())
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
     queue: QueueSettings = field(default_factory=QueueSettings)
+    notices: tuple[str, ...] = ()  # old names read as their new ones, keys ignored: for --check-config
 
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
@@ -339,6 +357,7 @@ class _Doc:
                 f"{path}: the config is over {MAX_CONFIG_CHARS // 1024} KiB; is it the right file?"
             )
         self._budget = MAX_CONFIG_VALUES
+        self.notices: list[str] = []
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
         self._constructor = yaml.SafeLoader("")
         try:
@@ -385,8 +404,9 @@ class _Doc:
         key = dotted.rsplit(".", 1)[-1]
         import difflib
 
-        close = difflib.get_close_matches(key, sorted(valid), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = set(valid) | (set(LIMIT_ALIASES) if LIMIT_PARSERS.keys() <= set(valid) else set())
+        close = difflib.get_close_matches(key, sorted(names), n=1)
+        hint = f" (did you mean {LIMIT_ALIASES.get(close[0], close[0])!r}?)" if close else ""
         return self.error(dotted, f"unknown key{hint}")
 
 
@@ -406,9 +426,19 @@ def _parse_keys(
     extra: set[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    limits = parsers is LIMIT_PARSERS
     for key, value in raw.items():
         if key in extra:
             continue
+        if limits and key in LIMIT_IGNORED:
+            doc.notices.append(f"{dotted}.{key}: has no effect in ds01 and is ignored")
+            continue
+        if limits and key in LIMIT_ALIASES:
+            new = LIMIT_ALIASES[key]
+            if new in raw or any(LIMIT_ALIASES.get(k) == new for k in raw if k != key and k in out):
+                raise doc.error(f"{dotted}.{key}", f"an old name of {new!r}, which is given too: keep one")
+            doc.notices.append(f"{dotted}.{key}: an old name, read as {new!r} (write that instead)")
+            key = new
         if key not in parsers:
             raise doc.unknown(f"{dotted}.{key}", set(parsers) | extra)
         try:
@@ -663,6 +693,7 @@ def load_config(path: Path | None = None) -> Config:
         monitoring=_parse_monitoring(doc, _mapping(doc, data.get("monitoring"), "monitoring")),
         notify=_parse_notify(doc, _mapping(doc, data.get("notify"), "notify")),
         queue=_parse_queue(doc, _mapping(doc, data.get("queue"), "queue")),
+        notices=tuple(doc.notices),
     )
     from ds01.events import set_rotation  # the whole file parsed: its rotation is the one in force
 

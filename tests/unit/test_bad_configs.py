@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,45 @@ def test_check_config_exits_2_with_that_line(tmp_path: Path, text: str, needle: 
     ds01d = str(Path(sys.executable).parent / "ds01d")
     done = subprocess.run([ds01d, "--check-config", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and needle in done.stderr and "Traceback" not in done.stderr
+
+
+SEEDS_CONFIG = """\
+defaults:
+  max_gpus: 2
+  max_cpus: 16
+  memory: 64GB
+  priority: 50
+"""
+
+
+def test_the_seeds_own_config_is_read_with_its_old_names(tmp_path: Path) -> None:
+    """Issue 17: the lab's YAML (`max_gpus`, `memory: 64GB`) works; the old name is read as the new one."""
+    path = tmp_path / "resource-limits.yaml"
+    path.write_text(SEEDS_CONFIG)
+    config = load_config(path)
+    assert config.defaults["max_gpu_equivalents"] == 2.0 and config.defaults["memory"] == 64 * 1024**3
+    assert config.notices == (
+        "defaults.max_gpus: an old name, read as 'max_gpu_equivalents' (write that instead)",
+    )
+    ds01d = str(Path(sys.executable).parent / "ds01d")
+    done = subprocess.run([ds01d, "--check-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "notice: defaults.max_gpus: an old name" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("defaults:\n  cpus: 4\n  max_tasks: 100\n", None),
+        ("defaults:\n  max_gpus: 1\n  max_gpu_equivalents: 2\n", "which is given too"),
+        ("defaults:\n  max_gpu: 1\n", "did you mean 'max_gpu_equivalents'?"),
+        ("groups:\n  student:\n    max_mig_instances: 1.5\n", None),
+    ],
+)
+def test_old_and_ignored_names(tmp_path: Path, text: str, needle: str | None) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    if needle is None:
+        assert load_config(path).notices
+        return
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config(path)

@@ -116,7 +116,7 @@ def test_root_is_admin_and_an_ordinary_user_is_not(tmp_path):
         ("defaults:\n  memory: -4g\n", 2, "defaults.memory: a size cannot be negative"),
         ("defaults:\n  shm_size: lots\n", 2, "defaults.shm_size: 'lots' is not a size"),
         ("defaults:\n  allow_full_gpu: sometimes\n", 2, "defaults.allow_full_gpu: expected true or false"),
-        ("groups:\n  student:\n    max_gpus: 2\n", 3, "groups.student.max_gpus: unknown key"),
+        ("groups:\n  student:\n    max_gpuz: 2\n", 3, "groups.student.max_gpuz: unknown key"),
         ("policies:\n  idle_window: 3\n", 2, "policies.idle_window: unknown key (did you mean"),
         ("gpu:\n  backend: cuda\n", 2, "gpu.backend: 'cuda' is not one of"),
         ("defaults: [1, 2\n", 1, "invalid YAML"),

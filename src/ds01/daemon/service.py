@@ -51,6 +51,8 @@ class Daemon:
         self.socket_path = socket_path
         self._lock = threading.Lock()
         self._config = load_config(config_path)  # a broken config at start is fatal (exit 2)
+        for notice in self._config.notices:
+            log.warning("config: %s", notice)
         self._seen = _fingerprint(config_path)
         self.config_error: str | None = None
         self.started = time.time()
@@ -68,6 +70,8 @@ class Daemon:
                     self._seen = seen
                     try:
                         self._config = load_config(self.config_path)
+                        for notice in self._config.notices:
+                            log.warning("config: %s", notice)
                         self.config_error = None
                         log.info("config reloaded from %s", self.config_path)
                     except ConfigError as err:
