@@ -113,3 +113,13 @@ def test_event_log_never_raises(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     log_event(blocker / "sub", "create", user="u", container="c")  # a file where a dir should be
+
+
+def test_concepts_explains_the_three_ideas_in_one_screen():
+    result = run("ds01", "concepts")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 40 and max(len(line) for line in lines) <= 110
+    for idea in ("image      the recipe", "container  the laptop you check out and hand back",
+                 "workspace  the hard drive that stays"):  # fmt: skip
+        assert idea in result.stdout

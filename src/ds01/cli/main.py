@@ -9,6 +9,7 @@ import typer
 from ds01 import __version__
 from ds01.cli import container, enforcement, gpu, image, project, user
 from ds01.cli.common import Ds01Typer
+from ds01.cli.concepts import concepts
 from ds01.cli.helpers import check_limits, doctor, events
 from ds01.cli.project_files import dir_app, git_app, readme_app
 from ds01.cli.queue import app as queue_app
@@ -52,6 +53,7 @@ app.add_typer(readme_app, name="readme")
 app.add_typer(enforcement.admin_app, name="admin")
 app.add_typer(queue_app, name="queue")
 container.app.command("extend")(enforcement.extend)
+app.command("concepts")(concepts)
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
 app.command("events")(events)
