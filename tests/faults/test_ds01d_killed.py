@@ -122,13 +122,16 @@ def test_retire_cut_at_a_named_point_is_completed_and_the_workspace_kept(
 def test_ds01d_killed_at_random_moments_of_deploy_and_retire(
     ds01_home: Any, engine_clean: Any, base_image_ref: str, unix_users: Any
 ) -> None:
-    """12 trials: a deploy or a retire (some with save-changes) under way, ds01d SIGKILLed a random time
-    after it took the request, restarted; the invariants hold after each."""
+    """At least 12 trials: a deploy or a retire (some with save-changes) under way, ds01d SIGKILLed a random
+    time after it took the request, restarted; the invariants hold after each. A busy machine changes how
+    many kills land mid-operation, so trials go on (at most 30) until at least 4 have."""
     carol = unix_users["carol"]
     rng = random.Random(20261130)
     files: dict[Any, str] = {}
     cut = 0
-    for trial in range(12):
+    trial = -1
+    while trial < 11 or (cut < 4 and trial < 29):
+        trial += 1
         existing = engine_clean.api.containers(all=True, filters={"name": f"job._.{carol.uid}"})
         if existing and existing[0]["State"] == "running":
             save = trial % 4 == 1
@@ -156,8 +159,8 @@ def test_ds01d_killed_at_random_moments_of_deploy_and_retire(
         _verdict(ds01_home, engine_clean, carol, files, f"random#{trial} {what}")
         state = engine_clean.api.containers(all=True, filters={"name": f"job._.{carol.uid}"})
         assert not state or state[0]["State"] in ("running", "exited"), state
-    assert cut >= 4, f"only {cut} of 12 kills caught an operation under way"
-    print("\n".join(TRIALS) + f"\nkills during an operation: {cut} of 12")
+    assert cut >= 4, f"only {cut} of {trial + 1} kills caught an operation under way"
+    print("\n".join(TRIALS) + f"\nkills during an operation: {cut} of {trial + 1}")
 
 
 def test_a_broken_journal_entry_does_not_stop_ds01d(
