@@ -99,7 +99,7 @@ class Output:
         self.console.print(table)
 
     def _plain_table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, header: bool) -> None:
-        cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+        cells = [[("-" if v is None else strip_markup(str(v))) for v in row] for row in rows]
         if header:
             cells.insert(0, [str(c) for c in columns])
         widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]

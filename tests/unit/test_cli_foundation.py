@@ -123,3 +123,16 @@ def test_concepts_explains_the_three_ideas_in_one_screen():
     for idea in ("image      the recipe", "container  the laptop you check out and hand back",
                  "workspace  the hard drive that stays"):  # fmt: skip
         assert idea in result.stdout
+
+
+def test_a_plain_table_carries_no_markup():
+    """`ds01 doctor | cat` once printed `[green]ok[/green]`: pipes and files get the words only."""
+    import io
+
+    from ds01.output import Output
+
+    buf = io.StringIO()
+    Output(stdout=buf).table(
+        ["check", "status"], [["ds01d", "[green]ok[/green]"], ["gpus", "[yellow]warning[/yellow]"]]
+    )
+    assert buf.getvalue().splitlines() == ["check  status", "ds01d  ok", "gpus   warning"]
