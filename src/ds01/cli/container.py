@@ -369,44 +369,6 @@ def stats(
 
 
 # -- attach / run -----------------------------------------------------------------------------------
-def _session_name(
-    client: Client, name: str | None, command: str, user: str | None, states: frozenset[str] | None
-) -> str:
-    """NAME as given, or one of the user's containers (in `states`) picked from a numbered list."""
-    if name:
-        return name
-    from ds01.errors import NotFound, UsageError
-
-    if not stdin_is_tty():
-        raise UsageError(
-            f"missing argument NAME for {command}",
-            hint=f"pass it, e.g. `{command} thesis` (no terminal to ask on)",
-        )
-    from rich.prompt import IntPrompt
-
-    entries = [
-        e
-        for e in client.call("GET", path_of("containers"), {"user": user})
-        if states is None or e["status"] in states
-    ]
-    if not entries:
-        raise NotFound(
-            f"no container to pick for {command}", hint="see container-list, or container-create NAME"
-        )
-    console = client.out.err_console
-    for i, e in enumerate(entries, 1):
-        console.print(
-            f"  {i}) {e['name']}  [dim]{e['status']}, {e['image']}[/dim]", markup=True, highlight=False
-        )
-    pick = IntPrompt.ask(
-        "Which container",
-        console=console,
-        choices=[str(i) for i in range(1, len(entries) + 1)],
-        show_choices=False,
-    )
-    return str(entries[pick - 1]["container"])
-
-
 @app.command("attach")
 @handle_errors
 def attach(name: NameArg = None, user: UserOpt = None) -> None:
@@ -420,7 +382,9 @@ def attach(name: NameArg = None, user: UserOpt = None) -> None:
     from ds01.terminal import open_session
 
     client = connect()
-    name = _session_name(client, name, "container-attach", user, UP)
+    from ds01.cli.select import container_name
+
+    name = container_name(client, name, command="container-attach", user=user, states=UP)
     code = open_session(client, name, None, user=user, start=False)
     raise typer.Exit(code)
 
@@ -445,7 +409,9 @@ def run(
     from ds01.terminal import open_session
 
     client = connect()
-    name = _session_name(client, name, "container-run", user, None)
+    from ds01.cli.select import container_name
+
+    name = container_name(client, name, command="container-run", user=user)
     if not command and not stdin_is_tty():
         raise UsageError(
             "no command and no terminal for a shell", hint=f"pass one: container-run {name} -- CMD"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ds01.cli.common import JsonOpt, UserOpt, connect, handle_errors, stdin_is_tty
-from ds01.errors import NotFound, UsageError
+from ds01.errors import UsageError
 
 if TYPE_CHECKING:
     from ds01.client import Client
@@ -42,35 +42,6 @@ def _new_name(out: Output, name: str | None, *, command: str) -> str:
     from rich.prompt import Prompt
 
     return Prompt.ask("Name (e.g. my-thesis)", console=out.err_console).strip()
-
-
-def _pick_container(client: Client, name: str | None, *, command: str, user: str | None) -> str:
-    """NAME as given, or one of the user's containers picked from a numbered list on a terminal."""
-    if name:
-        return name
-    if not stdin_is_tty():
-        raise _no_terminal(command, "thesis")
-    from rich.prompt import IntPrompt
-
-    from ds01.client import path_of
-
-    entries = client.call("GET", path_of("containers"), {"user": user})
-    if not entries:
-        raise NotFound(
-            f"no container to pick for {command}", hint="see container-list, or container-deploy NAME"
-        )
-    console = client.out.err_console
-    for i, e in enumerate(entries, 1):
-        console.print(
-            f"  {i}) {e['name']}  [dim]{e['status']}, {e['image']}[/dim]", markup=True, highlight=False
-        )
-    pick = IntPrompt.ask(
-        "Which container",
-        console=console,
-        choices=[str(i) for i in range(1, len(entries) + 1)],
-        show_choices=False,
-    )
-    return str(entries[pick - 1]["container"])
 
 
 def _summary(out: Output, d: dict[str, Any], owner_is_caller: bool) -> None:
@@ -308,7 +279,9 @@ def retire(
         entries = client.call("GET", path_of("containers"), {"user": user})
         targets = [(str(e["container"]), str(e["name"])) for e in entries]
     else:
-        picked = _pick_container(client, name, command="container-retire", user=user)
+        from ds01.cli.select import container_name
+
+        picked = container_name(client, name, command="container-retire", user=user)
         targets = [(picked, picked.split("._.")[0])]
     if not targets:
         out.info("nothing to retire")
