@@ -106,9 +106,9 @@ def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, f
     assert code == 0 and out.decode().strip() == str(alice.uid)
 
 
-def test_project_init_twice_never_overwrites(ds01_home, engine_clean, unix_users):
-    bob = unix_users["bob"]
-    ok(run_as(bob, "project-init", "thesis", "--type", "nlp", "--framework", "pytorch", "--no-git", "--yes"))
+def test_project_init_twice_never_overwrites(ds01_home, engine_clean, python_base, unix_users):
+    bob = unix_users["bob"]  # a base this registry-less engine has (pytorch's would be refused: exit 1)
+    ok(run_as(bob, "project-init", "thesis", "--type", "nlp", "--framework", "python", "--no-git", "--yes"))
     ws = ds01_home / "ws" / bob.name / "thesis"
     (ws / "README.md").write_text("# mine\n")
     (ws / "Dockerfile").unlink()
@@ -121,7 +121,7 @@ def test_project_init_twice_never_overwrites(ds01_home, engine_clean, unix_users
                 "--type",
                 "nlp",
                 "--framework",
-                "pytorch",
+                "python",
                 "--no-git",
                 "--yes",
                 "--json",
@@ -149,7 +149,9 @@ def test_user_setup_leaves_a_real_workspace_folder_alone_and_says_what_to_do(ds0
         subprocess.run(["rm", "-rf", str(mine)], check=True)
 
 
-def test_project_init_adds_a_tool_table_to_an_existing_pyproject(ds01_home, engine_clean, unix_users):
+def test_project_init_adds_a_tool_table_to_an_existing_pyproject(
+    ds01_home, engine_clean, python_base, unix_users
+):
     carol = unix_users["carol"]
     ok(run_as(carol, "dir-create", "old", "--type", "blank"))
     ws = ds01_home / "ws" / carol.name / "old"
@@ -166,7 +168,7 @@ def test_project_init_adds_a_tool_table_to_an_existing_pyproject(ds01_home, engi
         check=True,
     )
     assert (ws / "pyproject.toml").read_text() == '[project]\nname = "old"\n'
-    ok(run_as(carol, "project-init", "old", "--type", "ml", "--framework", "pytorch", "--no-git", "--yes"))
+    ok(run_as(carol, "project-init", "old", "--type", "ml", "--framework", "python", "--no-git", "--yes"))
     text = (ws / "pyproject.toml").read_text()
     assert text.startswith('[project]\nname = "old"\n') and '[tool.ds01]\ntype = "ml"' in text
     assert (ws / "pyproject.toml.bak").read_text() == '[project]\nname = "old"\n'

@@ -180,8 +180,10 @@ def build_from_dockerfile(ctx: Context, lab: LabImage, emit: Emit | None = None)
 
 
 def _registry_unreachable(exc: OperationFailed) -> bool:
-    """The build stopped at FROM: the base could not be pulled."""
-    return "step 1/" in exc.message or "the start" in exc.message
+    """The build stopped at FROM: the base could not be pulled (said in plain words by `build_view`)."""
+    from ds01.project.build_view import REGISTRY_UNREACHABLE
+
+    return REGISTRY_UNREACHABLE in exc.message or "step 1/" in exc.message or "the start" in exc.message
 
 
 def build_bases(

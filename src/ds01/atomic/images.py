@@ -317,6 +317,8 @@ def build_labels(ctx: Context, owner: User, req: BuildRequest) -> dict[str, str]
         )
     )  # fmt: skip
     labels.update({naming.LABEL_GPU_SLOTS: "", naming.LABEL_GPU_UUIDS: "", naming.LABEL_GPU_GPUEQ: ""})
+    # the client's record of its recipe, set here too (blank if none came) so a base's never counts
+    labels[naming.LABEL_RECIPE] = req.labels.get(naming.LABEL_RECIPE, "")
     return labels
 
 
@@ -451,6 +453,9 @@ def build_upload(
     refs = recipe.image_references(text, args)
     check_references(ctx, owner, refs, load_catalogue(ctx.config.source))
     check_free_space(ctx, "build")
+    from ds01.atomic.registry import pull_missing
+
+    pull_missing(ctx, refs, emit)  # a base not on this host: downloaded first, its progress shown
     old = ctx.gateway.image_inspect(ref.ref)
     result = run_build(
         ctx, archive, dockerfile=_member_name(req.dockerfile), tag=ref.ref, buildargs=args,

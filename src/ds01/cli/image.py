@@ -6,6 +6,7 @@ rights; ds01d builds from the context this command packs and uploads (`project/b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ds01.client import Client
     from ds01.project.build import RecipeRequest
     from ds01.project.catalogue import Catalogue
+    from ds01.project.recipe_hash import Change
 
 app = new_app("image", "Build and manage your per-project images (the Dockerfile is the recipe).")
 
@@ -285,9 +287,12 @@ def list_images(
 
 # -- update -----------------------------------------------------------------------------------------------
 
+UPDATE_FLAGS = "--add PKG, --add-system PKG, --remove PKG, -r FILE, --rebuild or --rollback"
 
-def _find_dockerfile(client: Client, name: str, user: str | None) -> Path:
-    """The recipe of an image: where its label says it was built from, else the project's workspace."""
+
+def _find_dockerfile(client: Client, name: str, user: str | None) -> tuple[Path, dict[str, Any] | None]:
+    """The recipe of an image (where its label says it was built from, else the project's workspace), and
+    the image's info (None when there is no image yet)."""
     import os
 
     from ds01.errors import NotFound
@@ -299,17 +304,45 @@ def _find_dockerfile(client: Client, name: str, user: str | None) -> Path:
         info = None
     labelled = str((info or {}).get("dockerfile") or "")
     if labelled and os.path.lexists(labelled):
-        return Path(labelled)
+        return Path(labelled), info
     path = bc.workspace_root(client, user) / naming_of(name) / bc.DOCKERFILE
     if not os.path.lexists(path):
         raise NotFound(f"no Dockerfile for {name!r} at {path}", hint=f"create one with image-create {name}")
-    return path
+    return path, info
 
 
 def naming_of(name: str) -> str:
     from ds01 import naming
 
     return naming.normalise_name(name.rsplit("/", 1)[-1].split(":", 1)[0])
+
+
+@dataclass
+class RecipeCheck:
+    """Whether the recipe on disk differs from the one the image records."""
+
+    changes: list[Change]
+    rebuild: bool
+    note: str
+
+
+def _check_recipe(info: dict[str, Any] | None, dockerfile: Path, text: str) -> RecipeCheck:
+    from ds01 import naming
+    from ds01.project.recipe_hash import changes, parse_label, read_recipe
+
+    if info is None:
+        return RecipeCheck([], True, "no image built from it yet: building")
+    labels = info.get("labels") if isinstance(info.get("labels"), dict) else {}
+    recorded = parse_label(str((labels or {}).get(naming.LABEL_RECIPE) or ""))
+    if recorded is None:
+        return RecipeCheck(
+            [], False,
+            "cannot tell whether the recipe changed: the image records none (saved from a container, "
+            "or built by an older ds01); pass --rebuild to build it from the Dockerfile",
+        )  # fmt: skip
+    found = changes(recorded, read_recipe(dockerfile.parent, dockerfile.name, text))
+    note = ", ".join(c.describe() for c in found)
+    return RecipeCheck(found, bool(found), f"{note[:1].upper()}{note[1:]}: rebuilding" if found else "")
 
 
 @app.command("update")
@@ -337,8 +370,12 @@ def update(
 
     Pip packages go to requirements.txt when the Dockerfile installs it, else to the Dockerfile's
     "your additions" section; each package appears once. The old file is kept as FILE.bak.
+    With no flags it rebuilds when the Dockerfile or its requirements changed since the image was
+    built, saying what changed. With no arguments at all, on a terminal, it asks.
 
     Examples:
+      image-update                            # pick a project, then what to do
+      image-update thesis                     # rebuild if you edited the Dockerfile or requirements
       image-update thesis --add "transformers datasets"
       image-update thesis --add-system ffmpeg --recreate
       image-update thesis --remove seaborn
@@ -349,14 +386,25 @@ def update(
         edits = bool(add or add_system or remove or requirements or rebuild or no_cache)
         _rollback(name, user, json_out, recreate, edits)
         return
+    asked = name or add or add_system or remove or requirements or rebuild or no_cache or recreate
+    client = connect(json_out)
+    if not asked:
+        name, add, add_system, remove, rebuild = _ask_update(client, user, json_out)
+    _update(client, name, add, add_system, remove, requirements, rebuild, no_cache, recreate, user, json_out)
+
+
+def _update(
+    client: Client, name: str | None, add: list[str] | None, add_system: list[str] | None,
+    remove: list[str] | None, requirements: str | None, rebuild: bool, no_cache: bool, recreate: bool,
+    user: str | None, json_out: bool,
+) -> None:  # fmt: skip
     from ds01.project import build as bc
     from ds01.project import dockerfile as recipe
     from ds01.project.build_context import read_user_file
 
-    client = connect(json_out)
     name = _pick_image(client, name, "image-update", user)
     extra = bc.requirement_file_lines(Path(requirements).expanduser()) if requirements is not None else []
-    dockerfile = _find_dockerfile(client, name, user)
+    dockerfile, info = _find_dockerfile(client, name, user)
     pip = [*_split(add), *extra]
     apt = list(recipe.check_apt(_split(add_system)))
     drop = list(_split(remove))
@@ -386,15 +434,107 @@ def update(
         report["backups"].insert(0, str(bc.replace_with_backup(dockerfile, dropped.text)))
         report["edited"].insert(0, str(dockerfile))
     not_found = [r for r in drop if r not in report["removed"]]
+    check = RecipeCheck([], False, "")
+    if not (report["edited"] or rebuild or no_cache):
+        check = _check_recipe(info, dockerfile, text)
+        if check.rebuild and not json_out:
+            client.out.info(check.note)
     result: dict[str, Any] | None = None
     recreated: list[str] = []
-    if report["edited"] or rebuild or no_cache:
+    if report["edited"] or rebuild or no_cache or check.rebuild:
         result = bc.build_project_image(
             client, name=naming_of(name), context_dir=dockerfile.parent, dockerfile=dockerfile, user=user,
             show=not json_out, no_cache=no_cache,
         )  # fmt: skip
         recreated = _maybe_recreate(client, result, recreate, user)
-    _report_update(client, name, dockerfile, report, not_found, result, recreated)
+    _report_update(client, name, dockerfile, report, not_found, result, recreated, check)
+
+
+# -- image-update with no arguments: a menu on a terminal -------------------------------------------------
+
+_MENU = (
+    ("add", "Add Python packages (--add)"),
+    ("add-system", "Add system packages (--add-system)"),
+    ("remove", "Remove packages (--remove)"),
+    ("edit", "Edit the Dockerfile in your editor, then rebuild if it changed"),
+    ("rebuild", "Rebuild as it is (--rebuild)"),
+)
+UpdateAnswers = tuple[str, list[str] | None, list[str] | None, list[str] | None, bool]
+
+
+def _ask_update(client: Client, user: str | None, json_out: bool) -> UpdateAnswers:
+    """`image-update` alone: the project from a numbered list, then what to do, each answer one of the
+    flags. Without a terminal: one line naming the flags (exit 2)."""
+    from ds01.errors import UsageError
+    from ds01.wizards.prompts import Choice, Questionary
+
+    if json_out or not stdin_is_tty():
+        raise UsageError(
+            f"missing argument NAME for image-update (no terminal to ask on): `image-update NAME` rebuilds "
+            f"what changed; {UPDATE_FLAGS} say what to change"
+        )
+    name = _pick_image(client, None, "image-update", user)
+    ask = Questionary()
+    action = ask.select(
+        f"What to do with {naming_of(name)}",
+        [Choice(value, title) for value, title in _MENU],
+        default="add",
+        flag="one of " + UPDATE_FLAGS,
+    )
+    if action == "edit":
+        dockerfile, _ = _find_dockerfile(client, name, user)
+        _edit(dockerfile, naming_of(name))
+        return name, None, None, None, False
+    if action == "rebuild":
+        return name, None, None, None, True
+    what = {"add": "Python packages to add", "add-system": "System (apt) packages to add"}
+    packages = ask.text(
+        f"{what.get(action, 'Packages to remove')} (space separated)", default="", flag=f"--{action}"
+    )
+    if not packages:
+        raise UsageError("no packages given; nothing changed", hint=f"image-update {name} --{action} PKG")
+    answer = [packages]
+    return (
+        name,
+        answer if action == "add" else None,
+        answer if action == "add-system" else None,
+        answer if action == "remove" else None,
+        False,
+    )
+
+
+def _edit(path: Path, name: str) -> None:
+    """Open the Dockerfile in the user's $VISUAL or $EDITOR (as the user: this command runs as them)."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    from ds01.errors import OperationFailed, UsageError
+
+    chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR") or ""
+    try:
+        argv = shlex.split(chosen)
+    except ValueError:
+        raise UsageError(
+            f"cannot read $EDITOR {chosen!r}", hint="set EDITOR to a command, e.g. nano"
+        ) from None
+    if not argv:
+        found = next((e for e in ("sensible-editor", "nano", "vim", "vi") if shutil.which(e)), None)
+        if found is None:
+            raise UsageError("no editor found", hint="set EDITOR, e.g. EDITOR=nano image-update")
+        argv = [found]
+    try:
+        code = subprocess.call([*argv, str(path)])
+    except OSError as exc:
+        raise UsageError(
+            f"cannot run the editor {argv[0]!r}: {exc.strerror}", hint="set EDITOR to an installed editor"
+        ) from None
+    if code != 0:
+        raise OperationFailed(
+            f"the editor exited with {code}; nothing rebuilt",
+            hint=f"image-update {name} rebuilds when the Dockerfile changed",
+        )
 
 
 def _rollback(name: str | None, user: str | None, json_out: bool, recreate: bool, edits: bool) -> None:
@@ -459,6 +599,7 @@ def _report_update(
     not_found: list[str],
     result: dict[str, Any] | None,
     recreated: list[str],
+    check: RecipeCheck,
 ) -> None:
     out = client.out
     stale = [str(n) for n in (result or {}).get("stale_containers") or []]
@@ -468,6 +609,7 @@ def _report_update(
             "edited": report["edited"], "backups": report["backups"], "added": report["added"],
             "replaced": report["replaced"], "removed": report["removed"], "not_found": not_found,
             "rebuilt": result is not None, "stale_containers": stale, "recreated": recreated,
+            "recipe_changes": [c.as_dict() for c in check.changes],
         })  # fmt: skip
         return
     for what, key in (("added", "added"), ("updated", "replaced"), ("removed", "removed")):
@@ -478,7 +620,7 @@ def _report_update(
     for path, backup in zip(report["edited"], report["backups"], strict=False):
         out.info(f"edited {path} (previous version: {Path(backup).name})")
     if result is None:
-        out.say("nothing changed; pass --rebuild to rebuild anyway")
+        out.say(check.note if check.note else "nothing changed; pass --rebuild to rebuild anyway")
         return
     out.success(f"rebuilt {result['image']}")
     if recreated:
@@ -579,3 +721,15 @@ def build_base(
         client.out.success(
             f"{r['image']}: {r['method']}, {r['seconds']:.0f} s, {units.format_size(r['size'])}"
         )
+
+
+# -- push / save: the image off the server (ds01.cli.image_transfer) --------------------------------
+from ds01.cli import image_transfer as _transfer  # noqa: E402
+
+app.command("push")(_transfer.push)
+app.command("save")(_transfer.save)
+
+# -- bases: what this server can build from (ds01.cli.image_bases) ----------------------------------------
+from ds01.cli import image_bases as _bases  # noqa: E402
+
+app.command("bases")(_bases.bases)

@@ -208,6 +208,13 @@ def _dockerfile_member(context: Path, dockerfile: Path) -> str:
     return dockerfile.name if dockerfile.parent == context and dockerfile.name else OUTSIDE_NAME
 
 
+def _recipe_label(context: Path, dockerfile: Path, text: str) -> str:
+    """What this build is made from, recorded on the image (`image-update NAME` compares it)."""
+    from ds01.project.recipe_hash import recipe_label
+
+    return recipe_label(context, dockerfile, text)
+
+
 def build_project_image(
     client: Client,
     *,
@@ -233,6 +240,7 @@ def build_project_image(
     sent = dict(recipe.read_labels(text))
     sent.update(labels or {})
     sent.setdefault(naming.LABEL_DOCKERFILE, str(path))
+    sent[naming.LABEL_RECIPE] = _recipe_label(context, path, text)
     body = {
         "name": name, "dockerfile": member, "labels": sent, "user": user, "interface": interface,
         "no_cache": no_cache,

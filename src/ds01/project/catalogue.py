@@ -4,16 +4,20 @@ package sets of each project type and the lab's own base images. Which base a fr
 ds01d reads the file (`load_catalogue`: an admin's copy beside the config wins) and serves it as JSON
 (`catalogue_json`); clients rebuild it with `catalogue_from_json` and never read the host's config folder.
 Engine-free, and PyYAML is imported only by `load_catalogue`.
+
+What this server can actually build from comes from ds01d too (`GET /v1/catalogue/bases`: each base present
+or not, its size, whether its registry answers, and whether builds have network): `Availability`, which the
+wizards use to offer local bases first and to refuse a base that cannot be had here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ds01.errors import ConfigError, UsageError
+from ds01.errors import ConfigError, OperationFailed, UsageError
 
 CATALOGUE_FILE = "catalogue.yaml"
 
@@ -66,6 +70,19 @@ class Catalogue:
     common_apt: tuple[str, ...]
     common_pip: tuple[str, ...]
     lab_images: tuple[LabImage, ...]
+    download_gb: Mapping[str, float] = field(default_factory=dict)  # approximate download size of a base
+
+    def bases(self) -> list[BaseChoice]:
+        """Every base image the catalogue names, once each (the first framework/version naming it wins)."""
+        seen: dict[str, BaseChoice] = {}
+        for framework in self.frameworks.values():
+            for version, flavours in framework.versions.items():
+                for flavour, image in flavours.items():
+                    seen.setdefault(image, BaseChoice(framework.name, version, flavour, image))
+        return list(seen.values())
+
+    def is_lab(self, image: str) -> bool:
+        return any(lab.image == image for lab in self.lab_images)
 
     def resolve(self, spec: str, *, flavour: str | None = None) -> BaseChoice:
         """`pytorch`, `pytorch:2.4.1` or `pytorch:2.4.1:cuda11` -> the base image to build from."""
@@ -177,6 +194,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> Catalogue:
         common_apt=_strings(common.get("apt")),
         common_pip=_strings(common.get("pip")),
         lab_images=labs,
+        download_gb={str(k): float(v) for k, v in (data.get("download_gb") or {}).items()},
     )
     if catalogue.default_framework not in frameworks or catalogue.default_type not in types:
         raise ValueError("default_framework / default_type must name an entry of the catalogue")
@@ -204,6 +222,7 @@ def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
             {"image": lab.image, "dockerfile": str(lab.dockerfile), "offline": lab.offline}
             for lab in catalogue.lab_images
         ],
+        "download_gb": dict(catalogue.download_gb),
     }  # fmt: skip
 
 
@@ -246,6 +265,100 @@ def catalogue_from_json(data: Any) -> Catalogue:
             common_apt=_strings(data["common_apt"]),
             common_pip=_strings(data["common_pip"]),
             lab_images=labs,
+            download_gb={str(k): float(v) for k, v in (data.get("download_gb") or {}).items()},
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise Ds01Error(f"ds01d sent a malformed image catalogue: {exc}", hint="see ds01d's log") from None
+
+
+# -- what can be built here (from ds01d) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseStatus:
+    """One catalogue base on this server: here already, downloadable, or not to be had."""
+
+    image: str
+    present: bool
+    size: int | None  # bytes on this server (present), else None
+    download_gb: float | None  # approximate download size (catalogue data), when known
+    lab: bool  # one of the lab's own bases: built here by `ds01 image build-base`, never downloaded
+    registry: str  # the registry it comes from ("" for a lab base)
+    reachable: bool | None  # does that registry answer (None: a lab base, or not checked)
+
+    @property
+    def buildable(self) -> bool:
+        return self.present or (not self.lab and self.reachable is not False)
+
+    def mark(self) -> str:
+        """How a menu shows it: `(on this server)`, `(download, ~3.6 GB)`, or why it cannot be had."""
+        if self.present:
+            return "(on this server)"
+        if self.lab:
+            return "(not built on this server yet: an admin runs `ds01 image build-base`)"
+        if self.reachable is False:
+            return f"(unavailable: this server cannot reach {self.registry})"
+        return f"(download, ~{self.download_gb:g} GB)" if self.download_gb else "(download)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image, "present": self.present, "size": self.size,
+            "download_gb": self.download_gb, "lab": self.lab, "registry_host": self.registry,
+            "registry": "local" if self.lab else {True: "reachable", False: "unreachable", None: "unknown"}[
+                self.reachable
+            ],
+            "buildable": self.buildable,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What ds01d said about the catalogue's bases, and whether builds can download packages."""
+
+    bases: Mapping[str, BaseStatus]
+    build_network: str  # `none`: a build's RUN steps cannot reach PyPI or an apt mirror
+
+    @property
+    def packages_reachable(self) -> bool:
+        return self.build_network != "none"
+
+    def of(self, image: str) -> BaseStatus | None:
+        return self.bases.get(image)
+
+    def buildable(self, image: str) -> bool:
+        status = self.bases.get(image)
+        return status is None or status.buildable  # not a catalogue base: the build decides
+
+
+def availability_from_json(data: Any) -> Availability:
+    from ds01.errors import Ds01Error
+
+    try:
+        bases = {
+            str(b["image"]): BaseStatus(
+                image=str(b["image"]),
+                present=bool(b["present"]),
+                size=None if b.get("size") is None else int(b["size"]),
+                download_gb=None if b.get("download_gb") is None else float(b["download_gb"]),
+                lab=bool(b["lab"]),
+                registry=str(b.get("registry_host") or ""),
+                reachable={"reachable": True, "unreachable": False}.get(str(b["registry"])),
+            )
+            for b in data["bases"]
+        }
+        return Availability(bases, str(data["build_network"]))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise Ds01Error(f"ds01d sent a malformed list of bases: {exc}", hint="see ds01d's log") from None
+
+
+def unavailable_base(status: BaseStatus) -> OperationFailed:
+    """Why a chosen base cannot be built from here, and what to do instead (exit 1)."""
+    if status.lab:
+        return OperationFailed(
+            f"the lab base {status.image} is not built on this server yet",
+            hint="ask an admin to run `ds01 image build-base`, or pick a base that is on this server "
+            "(`ds01 image bases`)",
+        )
+    from ds01.project.build_view import registry_unreachable
+
+    return registry_unreachable(status.image, status.registry)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ds01 import naming
 from ds01.project import files
-from ds01.project.catalogue import Catalogue
+from ds01.project.catalogue import Availability, Catalogue
 from ds01.wizards.prompts import Choice, Prompter
 
 Say = Callable[[str], None]
@@ -82,20 +82,138 @@ def fetch_catalogue(client: Any) -> Catalogue:
     return fetch(client)
 
 
-def ask_missing(req: InitRequest, catalogue: Catalogue, prompter: Prompter) -> InitRequest:
-    """Fill in what the flags left open, by asking (or taking defaults with --yes)."""
-    project_type = req.project_type or prompter.select(
-        "What kind of project is it?",
-        [Choice(t.name, f"{t.name:7} {t.title}") for t in catalogue.types.values()],
-        default=catalogue.default_type,
-        flag="--type",
+def fetch_bases(client: Any) -> Availability | None:
+    """What this server can build from (`GET /v1/catalogue/bases`); None from a ds01d that does not say."""
+    from ds01.client import path_of
+    from ds01.errors import NotFound
+    from ds01.project.catalogue import availability_from_json
+
+    try:
+        return availability_from_json(client.call("GET", path_of("catalogue", "bases")))
+    except NotFound:
+        return None
+
+
+def _downloads(catalogue: Catalogue, project_type: str) -> bool:
+    return any(catalogue.packages(project_type))
+
+
+def _ask_type(
+    req: InitRequest, catalogue: Catalogue, prompter: Prompter, bases: Availability | None, say: Say
+) -> str:
+    """Builds with no network cannot install packages: offer the types that download none first."""
+    offline = bases is not None and not bases.packages_reachable
+    if req.project_type:
+        if offline and _downloads(catalogue, req.project_type):
+            say(
+                "Note: builds on this server have no network (images.build_network: none), so the packages "
+                f"of type {req.project_type} cannot be installed until an admin enables it (--type custom "
+                "downloads nothing)."
+            )
+        return req.project_type
+    default = catalogue.default_type
+    mark = " (downloads packages: builds here have no network)" if offline else ""
+    choices = [
+        Choice(t.name, f"{t.name:7} {t.title}" + (mark if _downloads(catalogue, t.name) else ""))
+        for t in catalogue.types.values()
+    ]
+    if offline and _downloads(catalogue, default):
+        quiet = next((t for t in catalogue.types if not _downloads(catalogue, t)), None)
+        if quiet is not None:
+            default = quiet
+            choices.sort(key=lambda c: c.value != quiet)
+            say(
+                "Builds on this server have no network (images.build_network: none), so the default is "
+                f"{quiet}: it downloads nothing (an admin can enable build network for the others)."
+            )
+    return prompter.select("What kind of project is it?", choices, default=default, flag="--type")
+
+
+def _framework_choices(
+    catalogue: Catalogue, bases: Availability
+) -> tuple[list[Choice], str | None, str | None]:
+    """(choices here-first, the default, a one-line note when the default had to change)."""
+    rows = []
+    for f in catalogue.frameworks.values():
+        status = bases.of(catalogue.resolve(f.name).image)
+        rank = 2 if status is None else 0 if status.present else 1 if status.buildable else 3
+        rows.append((rank, f, status))
+    rows.sort(key=lambda r: r[0])
+    any_buildable = any(rank < 3 for rank, _, _ in rows)
+    choices = []
+    for rank, f, status in rows:
+        mark = status.mark() if status is not None else ""
+        if any_buildable and rank == 3:  # shown, greyed out, with why
+            choices.append(Choice(f.name, f"{f.name:12} {f.title}", disabled=mark.strip("()")))
+        else:
+            choices.append(Choice(f.name, f"{f.name:12} {f.title}  {mark}".rstrip()))
+    default = catalogue.default_framework
+    status = bases.of(catalogue.resolve(default).image)
+    if status is None or status.buildable:
+        return choices, default, None
+    if not any_buildable:
+        note = f"Note: nothing can be built on this server yet: {default} {status.mark()}."
+        return choices, default, note
+    chosen = next(f.name for rank, f, _ in rows if rank < 3)
+    image = catalogue.resolve(chosen).image
+    why = (
+        f"this server cannot reach {status.registry} to download {status.image}"
+        if not status.lab
+        else f"{status.image} is not built here"
     )
-    framework = req.framework or prompter.select(
-        "Which framework should the image start from?",
-        [Choice(f.name, f"{f.name:12} {f.title}") for f in catalogue.frameworks.values()],
-        default=catalogue.default_framework,
-        flag="--framework",
-    )
+    note = f"{why[0].upper()}{why[1:]}, so the default is {chosen} ({image}, on this server)."
+    return choices, chosen, note
+
+
+def _ask_framework(
+    req: InitRequest, catalogue: Catalogue, prompter: Prompter, bases: Availability | None, say: Say
+) -> str:
+    if bases is None:
+        return req.framework or prompter.select(
+            "Which framework should the image start from?",
+            [Choice(f.name, f"{f.name:12} {f.title}") for f in catalogue.frameworks.values()],
+            default=catalogue.default_framework,
+            flag="--framework",
+        )
+    framework = req.framework
+    if not framework:
+        choices, default, note = _framework_choices(catalogue, bases)
+        if note:
+            say(note)
+        framework = prompter.select(
+            "Which framework should the image start from?", choices, default=default, flag="--framework"
+        )
+    status = bases.of(catalogue.resolve(framework).image)
+    if status is not None and not status.buildable and req.framework:
+        from ds01.project.catalogue import unavailable_base
+
+        raise unavailable_base(status)  # an explicit choice that cannot be had: before anything is made
+    if status is not None and status.buildable and not status.present:
+        size = f", ~{status.download_gb:g} GB" if status.download_gb else ""
+        where = f"{status.registry}{size}"
+        say(f"{status.image} is not on this server yet: the first build downloads it ({where}).")
+    return framework
+
+
+def ask_missing(
+    req: InitRequest,
+    catalogue: Catalogue,
+    prompter: Prompter,
+    bases: Availability | None = None,
+    *,
+    say: Say | None = None,
+) -> InitRequest:
+    """Fill in what the flags left open, by asking (or taking defaults with --yes). With `bases`, the
+    choices say what this server can build: bases here first, downloads with their size, the rest
+    unavailable; a default that cannot be built here gives way to one that can (said in one line), and
+    a --framework whose base cannot be had is refused (exit 1) before anything is made."""
+    say = say or (lambda _: None)
+    if req.framework is not None:  # a bad flag is its one error line, before any notice or question
+        catalogue.resolve(req.framework)
+    if req.project_type is not None:
+        catalogue.project_type(req.project_type)
+    project_type = _ask_type(req, catalogue, prompter, bases, say)
+    framework = _ask_framework(req, catalogue, prompter, bases, say)
     description = (
         req.description
         if req.description is not None

@@ -22,6 +22,7 @@ class Cancelled(UsageError):
 class Choice:
     value: str
     title: str
+    disabled: str | None = None  # shown greyed out with this reason; cannot be picked
 
 
 class Prompter(Protocol):
@@ -47,7 +48,7 @@ class Defaults:
     """`--yes`: every question takes its default answer."""
 
     def select(self, question: str, choices: Sequence[Choice], *, default: str | None, flag: str) -> str:
-        return default if default is not None else choices[0].value
+        return default if default is not None else next(c.value for c in choices if not c.disabled)
 
     def text(self, question: str, *, default: str, flag: str) -> str:
         return default
@@ -75,7 +76,7 @@ class Questionary:
     def select(self, question: str, choices: Sequence[Choice], *, default: str | None, flag: str) -> str:
         import questionary
 
-        options = [questionary.Choice(c.title, value=c.value) for c in choices]
+        options = [questionary.Choice(c.title, value=c.value, disabled=c.disabled) for c in choices]
         chosen = next((o for o in options if o.value == default), None)
         return str(self._ask(questionary.select(question, options, default=chosen, **self._io)))
 

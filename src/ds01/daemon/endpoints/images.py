@@ -134,3 +134,12 @@ def catalogue(req: Request[Any]) -> dict[str, Any]:
     from ds01.project.catalogue import catalogue_json, load_catalogue
 
     return catalogue_json(load_catalogue(req.ctx.config.source))
+
+
+@route("GET", "/catalogue/bases")
+def catalogue_bases(req: Request[Any]) -> dict[str, Any]:
+    """What this server can build from: each catalogue base here or not (size), whether its registry
+    answers the engine (checked at most every few minutes), and the build network."""
+    from ds01.atomic.registry import bases_report
+
+    return bases_report(req.ctx)
