@@ -3,8 +3,8 @@
 `Client.call` sends one request and follows the answer's JSON lines: messages are shown through the
 command's `Output` as they arrive, events go to `on_event`, and the last line is the result (returned) or an
 error (raised as the same `Ds01Error` class with its exit code). `Client.exec_stream` also receives the
-descriptor of an exec session's stream, passed by ds01d with SCM_RIGHTS. No engine, YAML or GPU library is
-imported here.
+descriptor of an exec session's stream, passed by ds01d with SCM_RIGHTS; `Client.download` receives a byte
+stream (an image's tarball) the same way, through a pipe. No engine, YAML or GPU library is imported here.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def unreachable(path: str, exc: OSError) -> EngineUnavailable:
     return EngineUnavailable(why, hint=START_HINT)
 
 
+DOWNLOAD_CHUNK = 1 << 20
 MAX_TARGET = 60_000  # ds01d (http.server) reads a request line of at most 64 KiB
 
 
@@ -174,24 +175,30 @@ class Client:
         if level in protocol.MESSAGE_LEVELS:
             getattr(self.out, level)(text)
 
+    def _handed(self, conn: _UnixConnection, path: str, body: Mapping[str, Any]) -> int | None:
+        """Send a POST whose handler hands over a descriptor with SCM_RIGHTS before its JSON answer (one
+        marker byte: `F` carrying it, or `E` when it failed); the descriptor, or None."""
+        self._send(conn, "POST", path, body, None, None)
+        assert conn.sock is not None
+        # A request refused before its handler ran (schema, version) gets the HTTP answer alone: peek
+        # first, and take the marker only when it is one.
+        first = conn.sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise Ds01Error("ds01d closed the connection before answering", hint="see ds01d's log")
+        data, fds = b"", list[int]()
+        if first in (b"F", b"E"):
+            data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1, 1)
+        for extra in fds[1:]:
+            os.close(extra)
+        return fds[0] if data == b"F" and fds else None
+
     def exec_stream(self, path: str, body: Mapping[str, Any]) -> tuple[socket.socket, Any]:
         """Ask ds01d for an exec session; it passes the engine's stream of that session with SCM_RIGHTS
         (one marker byte `F` carrying the descriptor, or `E` when it failed) before its JSON answer."""
         conn = self._connect()
         try:
-            self._send(conn, "POST", path, body, None, None)
-            assert conn.sock is not None
-            # A request refused before its handler ran (schema, version) gets the HTTP answer alone: peek
-            # first, and take the marker only when it is one.
-            first = conn.sock.recv(1, socket.MSG_PEEK)
-            if not first:
-                raise Ds01Error("ds01d closed the connection before answering", hint="see ds01d's log")
-            data, fds = b"", list[int]()
-            if first in (b"F", b"E"):
-                data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1, 1)
-            stream = socket.socket(fileno=fds[0]) if data == b"F" and fds else None
-            for extra in fds[1:]:
-                os.close(extra)
+            fd = self._handed(conn, path, body)
+            stream = socket.socket(fileno=fd) if fd is not None else None
             try:
                 result = self.follow(conn.getresponse())
             except BaseException:
@@ -201,6 +208,24 @@ class Client:
             if stream is None:
                 raise Ds01Error("ds01d answered without passing the session's stream")
             return stream, result
+        finally:
+            conn.close()
+
+    def download(self, path: str, body: Mapping[str, Any], sink: Callable[[bytes], Any]) -> Any:
+        """A streamed download (an image's tarball): ds01d passes the read end of a pipe with SCM_RIGHTS
+        (as `exec_stream` does) and writes into it; every chunk goes to `sink` as it comes, until the pipe
+        closes. Then the JSON answer: its result is returned; an error there means the bytes are not whole."""
+        conn = self._connect()
+        try:
+            fd = self._handed(conn, path, body)
+            if fd is not None:
+                with os.fdopen(fd, "rb", buffering=0) as pipe:
+                    while chunk := pipe.read(DOWNLOAD_CHUNK):
+                        sink(chunk)
+            result = self.follow(conn.getresponse())
+            if fd is None:
+                raise Ds01Error("ds01d answered without sending the data")
+            return result
         finally:
             conn.close()
 

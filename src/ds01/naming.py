@@ -23,6 +23,13 @@ LABEL_PROJECT_TYPE = "ds01.type"
 LABEL_BASE_IMAGE = "ds01.base_image"
 LABEL_DOCKERFILE = "ds01.dockerfile"
 LABEL_COMMITTED_FROM = "ds01.committed_from"
+# `container-run NAME --rm`: `<pid>:<start time>:<uid>` of the client process the run lives with (blank on
+# every other container), so a restarted ds01d knows whose run it is and whether its client still runs.
+LABEL_RUN_ONCE = "ds01.run_once"
+LABEL_SLURM_JOB = "ds01.slurm_job"  # cluster mode: the Slurm job the container runs in (set only there)
+# What the image was built from (project/recipe_hash.py): set by the client, so as far as ds01d knows a claim
+# of the owner about their own image; it only ever decides whether `image-update NAME` rebuilds.
+LABEL_RECIPE = "ds01.recipe"
 
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 

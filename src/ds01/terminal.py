@@ -2,14 +2,17 @@
 `Client.exec_stream`) and this module pumps it to and from the terminal.
 
 With a terminal: raw mode, the window size sent at the start and at every SIGWINCH, bytes both ways until
-the stream closes, then the terminal as it was. Without one: stdin is piped in (then the write side is shut
-so the command sees its end), and the stream's 8-byte-header frames are split back into stdout and stderr.
-The exit code is then asked of ds01d. No engine library is imported here.
+the stream closes, then the terminal as it was. A terminal that goes away (a closed window, a dropped ssh)
+ends the client at once (exit 129); what runs in the container stays (nohup, tmux).
+Without one: stdin is piped in (then the write side is shut so the command sees its end), and the stream's
+8-byte-header frames are split back into stdout and stderr. The exit code is then asked of ds01d. No engine
+library is imported here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
 CHUNK = 1 << 16
 MAX_PENDING = 1 << 20  # stop reading stdin while this much waits for the command to take it
 STDOUT, STDERR = 1, 2
+
+
+class _HungUp(Exception):
+    """The terminal went away: raw mode never gives an end of file, and writes fail with EIO."""
 
 
 def _isatty(fd: int) -> bool:
@@ -47,11 +54,21 @@ def open_session(
     then reads its commands from stdin); `start` starts a stopped container first. Returns the exit code."""
     from ds01.client import path_of
 
-    stdin_fd, stdout_fd = _fileno(sys.stdin, 0), _fileno(sys.stdout, 1)
-    tty = _isatty(stdin_fd) and _isatty(stdout_fd)
+    tty = stdio_is_terminal()
     body: dict[str, Any] = {"cmd": list(cmd or []), "tty": tty, "stdin": True, "start": start, "user": user}
     stream, result = client.exec_stream(path_of("containers", name, "exec"), body)
-    exec_id = str(result["exec_id"])
+    return pump_session(client, str(result["exec_id"]), stream, tty=tty)
+
+
+def stdio_is_terminal() -> bool:
+    """Whether a session gets a terminal: stdin and stdout both are one."""
+    return _isatty(_fileno(sys.stdin, 0)) and _isatty(_fileno(sys.stdout, 1))
+
+
+def pump_session(client: Client, exec_id: str, stream: socket.socket, *, tty: bool) -> int:
+    """Pump a session's stream (from `Client.exec_stream`) to and from this terminal (`tty`) or these pipes
+    until it closes, then close it; returns the session's exit code."""
+    stdin_fd, stdout_fd = _fileno(sys.stdin, 0), _fileno(sys.stdout, 1)
     with contextlib.closing(stream):
         try:
             if tty:
@@ -60,6 +77,8 @@ def open_session(
                 _pump_pipes(stream, stdin_fd, stdout_fd, _fileno(sys.stderr, 2))
         except BrokenPipeError:  # our stdout was closed (`| head`): stop as a piped command would
             return 128 + signal.SIGPIPE
+        except _HungUp:  # nobody to tell: leave, as a hung-up terminal's programs do
+            return 128 + signal.SIGHUP
     return exit_code(client, exec_id)
 
 
@@ -118,7 +137,8 @@ def _raw(fd: int) -> Iterator[None]:
         tty.setraw(fd)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):  # a terminal that hung up has no settings to restore
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 @contextlib.contextmanager
@@ -157,12 +177,19 @@ def _pump_terminal(
                         data = _recv(stream)
                         if not data:
                             return
-                        _write_all(stdout_fd, data)
+                        try:
+                            _write_all(stdout_fd, data)
+                        except OSError as exc:
+                            if exc.errno == errno.EIO:
+                                raise _HungUp from None
+                            raise
                     elif key.fileobj == stdin_fd:
-                        data = os.read(stdin_fd, CHUNK)
+                        try:
+                            data = os.read(stdin_fd, CHUNK)
+                        except OSError:
+                            data = b""
                         if not data:
-                            sel.unregister(stdin_fd)
-                            continue
+                            raise _HungUp
                         stream.sendall(data)
                     else:
                         with contextlib.suppress(BlockingIOError):

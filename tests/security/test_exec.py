@@ -178,7 +178,12 @@ def test_the_passed_stream_reaches_the_session_only_never_the_engine_api(world):
 
 def _fds(pid: int) -> list[str]:
     """The files ds01d holds, but sockets (the engine connection pool varies from request to request)."""
-    names = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    names = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            names.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed between the listing and the read
+            continue
     return sorted(n for n in names if not n.startswith("socket:"))
 
 

@@ -48,6 +48,9 @@ class CreateRequest:
     data: str | None = None  # an absolute path under a data root or one of the owner's workspaces
     command: tuple[str, ...] | None = None  # None: stay idle; (): the image's own CMD
     interface: str = "atomic"
+    gpu_indices: tuple[int, ...] | None = None  # cluster mode: exactly these whole GPUs (a Slurm job's IDX)
+    slurm_job: str | None = None  # cluster mode: the job it runs in (label ds01.slurm_job)
+    run_once: str = ""  # container-run --rm: its client process (label ds01.run_once, see naming)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def build_spec(
     )
     own.update(EMPTY_IMAGE_LABELS)
     own.update(EMPTY_GPU_LABELS)
+    own[naming.LABEL_RUN_ONCE] = ""  # a one-shot run's comes with gpu_labels
     own.update(gpu_labels)
     labels = container_labels(inherited or {}, own)
     # the engine mounts ds01d's staging folders; the real ones are pinned onto them at each start
@@ -241,11 +245,15 @@ def create_container(ctx: Context, owner: User, req: CreateRequest, *, dry_run: 
         check_free_space(ctx, "container")
     parent = None if dry_run else user_cgroup_parent(ctx, owner, limits)
     try:
-        with reserve_gpus(ctx, owner, gpus=gpus, mig_profile=req.mig_profile, container=docker_name) as r:
+        with reserve_gpus(
+            ctx, owner, gpus=gpus, mig_profile=req.mig_profile, container=docker_name, pinned=req.gpu_indices
+        ) as r:
             _check_count(ctx, owner, r, limits.max_containers_per_user, docker_name)
             ids, env = _attachment(r.attachment)
+            job = {naming.LABEL_SLURM_JOB: req.slurm_job} if req.slurm_job else {}
+            job.update({naming.LABEL_RUN_ONCE: req.run_once} if req.run_once else {})
             spec = build_spec(ctx, owner, name=name, image=image, workspace=workspace, data=data,
-                              command=_command(req), interface=req.interface, gpu_labels=dict(r.labels),
+                              command=_command(req), interface=req.interface, gpu_labels={**r.labels, **job},
                               gpu_ids=ids, gpu_env=env, inherited=inherited, network=network,
                               cgroup_parent=parent)  # fmt: skip
             known = {s.uuid: s for s in r.allocation.slots}

@@ -306,8 +306,15 @@ def list_containers(
     for e in entries:
         gpus = ", ".join(f"{g['slot']}" + (f" ({g['profile']})" if g["profile"] else "") for g in e["gpus"])
         row = [e["name"], e["status"], e["image"], gpus or "-", e["created_at"], e["workspace"]]
+        if any("slurm" in x for x in entries):  # cluster mode: the Slurm job (state, reason, node)
+            job = e.get("slurm") or {}
+            reason = "" if job.get("reason") in (None, "", "None") else f" ({job['reason']})"
+            where = f" on {job['node']}" if job.get("node") else ""
+            row.append(f"{job['job_id']} {job['state'].lower()}{reason}{where}" if job else "-")
         rows.append([e["user"], *row] if all_users else row)
     columns = ["name", "status", "image", "GPU", "created", "workspace"]
+    if any("slurm" in x for x in entries):
+        columns.append("Slurm job")
     client.out.table(
         ["user", *columns] if all_users else columns,
         rows,
@@ -384,6 +391,13 @@ def attach(name: NameArg = None, user: UserOpt = None) -> None:
     client = connect()
     from ds01.cli.select import container_name
 
+    if name:  # cluster mode: a container on another node is reached through its Slurm job
+        from ds01.cli.cluster import on_its_node
+        from ds01.terminal import stdio_is_terminal
+
+        there = on_its_node(client, name, "container-attach", user=user, pty=stdio_is_terminal())
+        if there is not None:
+            raise typer.Exit(there)
     name = container_name(client, name, command="container-attach", user=user, states=UP)
     code = open_session(client, name, None, user=user, start=False)
     raise typer.Exit(code)
@@ -397,18 +411,30 @@ def run(
         list[str] | None, typer.Argument(metavar="[-- CMD...]", help="A command to run.", show_default=False)
     ] = None,
     user: UserOpt = None,
+    rm: Annotated[
+        bool, typer.Option("--rm", help="Run CMD once in a fresh container from the project's image.")
+    ] = False,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="With --rm: GPUs (default: none).")] = None,
 ) -> None:
     """Start the container if needed, then open a shell or run CMD in it; CMD's exit code is passed through.
+
+    With --rm, CMD runs once in a new container from the project's image (workspace at /workspace, your
+    limits; CPU-only unless --gpus), which is removed afterwards; a NAME container is left alone.
 
     Examples:
       container-run thesis
       container-run thesis -- python train.py --epochs 3
       echo 'print(1)' | container-run thesis -- python -
+      container-run thesis --rm -- pytest
     """
     from ds01.errors import UsageError
     from ds01.terminal import open_session
 
     client = connect()
+    if rm or gpus is not None:
+        from ds01.cli.run_once import run_once
+
+        raise typer.Exit(run_once(client, name, command, user=user, gpus=gpus, rm=rm))
     from ds01.cli.select import container_name
 
     name = container_name(client, name, command="container-run", user=user)

@@ -66,6 +66,9 @@ def _reconcile(daemon: Daemon) -> None:
 
     run_on_start(context())
     start_retry_thread(context, daemon.stopping)
+    from ds01.daemon.endpoints.run_once import start_settling
+
+    start_settling(daemon)  # one-shot runs (container-run --rm) whose client is gone are removed
 
 
 def _restore_relays(daemon: Daemon) -> None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 # the session machinery of exec (the stream handed over by SCM_RIGHTS, a session ending with its client)
 from ds01.daemon.endpoints.exec import (
     RUNNING,
+    ClientProcess,
     Handoff,
-    _ClientProcess,
     _end_with_client,
-    _exec_user,
     end_exec,
+    exec_user,
     passes_stream,
 )
 from ds01.daemon.routes import Request, route
@@ -74,7 +74,7 @@ def _restore(req: Request[Any]) -> None:
 def _owner(view: ContainerView) -> User:
     from ds01.identity import user_by_uid
 
-    _exec_user(view)  # a lab member's container, or exit 5
+    exec_user(view)  # a lab member's container, or exit 5
     assert view.uid is not None
     return user_by_uid(view.uid)
 
@@ -102,13 +102,13 @@ def ssh_session(req: Request[SshBody], handoff: Handoff) -> dict[str, Any]:
     _restore(req)
     ctx, b = req.ctx, req.body
     view = find_container(ctx, req.params["name"], user=b.user)
-    user = _exec_user(view)
+    user = exec_user(view)
     owner = _owner(view)
     keys = access.clean_keys(b.keys)  # before anything starts: a bad key file is exit 2
     view = _running(ctx, view, b.start)
     gateway = ctx.gateway
     cmd, env = access.ssh_exec(ctx.config.paths, owner, view.name, gateway.inspect(view.id), keys)
-    client = _ClientProcess.of(req.caller.pid)
+    client = ClientProcess.of(req.caller.pid)
     try:
         exec_id = gateway.exec_create(
             view.id, cmd, user=user, workdir=access.WORKDIR, tty=False, stdin=True, environment=env
@@ -239,7 +239,7 @@ def jupyter_start(req: Request[JupyterBody]) -> dict[str, Any]:
     ctx, b = req.ctx, req.body
     paths = ctx.config.paths
     view = find_container(ctx, req.params["name"], user=b.user)
-    user = _exec_user(view)
+    user = exec_user(view)
     owner = _owner(view)
     view = _running(ctx, view, b.start)
     gateway = ctx.gateway

@@ -124,7 +124,7 @@ def passes_stream(fn: Callable[[Request[Any], Handoff], Any]) -> Callable[[Reque
     return handler
 
 
-def _exec_user(view: ContainerView) -> str:
+def exec_user(view: ContainerView) -> str:
     """`uid:gid` of the container's owner: the session never runs as root or a system account."""
     from ds01.identity import uid_min, user_by_uid
 
@@ -144,7 +144,7 @@ def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
 
     ctx, b = req.ctx, req.body
     view = find_container(ctx, req.params["name"], user=b.user)
-    user = _exec_user(view)
+    user = exec_user(view)
     if view.state not in RUNNING:
         if not b.start:
             raise OperationFailed(
@@ -155,7 +155,7 @@ def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
         ctx.out.info(f"started {view.name}")
         view = replace(view, state="running")
     gateway = ctx.gateway
-    client = _ClientProcess.of(req.caller.pid)  # before the session exists: no pid reuse can fool it
+    client = ClientProcess.of(req.caller.pid)  # before the session exists: no pid reuse can fool it
     try:
         env = {"TERM": "xterm"} if b.tty else {}
         exec_id = gateway.exec_create(
@@ -183,16 +183,32 @@ def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
 # The engine keeps an exec's process running when the attached stream closes (a terminal session is not
 # even hung up), so a client killed half-way would leave its command running. ds01d watches the client
 # process (its pid from SO_PEERCRED) and, once it is gone, ends what is left of the session.
-class _ClientProcess:
+class ClientProcess:
     def __init__(self, pid: int, pidfd: int | None, started: str | None) -> None:
         self.pid, self.pidfd, self.started = pid, pidfd, started
 
     @classmethod
-    def of(cls, pid: int) -> _ClientProcess:
+    def of(cls, pid: int) -> ClientProcess:
         try:
             return cls(pid, os.pidfd_open(pid), None)
         except (AttributeError, OSError):  # an old kernel: the start time tells a reused pid apart
-            return cls(pid, None, _start_time(pid))
+            return cls(pid, None, start_time(pid))
+
+    @classmethod
+    def adopt(cls, pid: int, started: str) -> ClientProcess | None:
+        """The process `pid` if it is still the one that started at `started` (`start_time`), else None:
+        how a restarted ds01d finds again the client of a session it handed out before."""
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        except (AttributeError, OSError):
+            pidfd = None
+        if start_time(pid) != started:  # read after the pidfd: a match is the process the pidfd holds
+            if pidfd is not None:
+                os.close(pidfd)
+            return None
+        return cls(pid, pidfd, started)
 
     def wait(self, timeout: float) -> bool:
         """True once the process has ended (False after `timeout` s while it runs)."""
@@ -200,7 +216,7 @@ class _ClientProcess:
             ready, _, _ = select.select([self.pidfd], [], [], timeout)
             return bool(ready)
         deadline = time.monotonic() + timeout
-        while self.started is not None and _start_time(self.pid) == self.started:
+        while self.started is not None and start_time(self.pid) == self.started:
             if time.monotonic() > deadline:
                 return False
             time.sleep(1.0)
@@ -212,7 +228,8 @@ class _ClientProcess:
             self.pidfd = None
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, as /proc says): with the pid, names one process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
@@ -221,7 +238,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def _end_with_client(
-    client: _ClientProcess, gateway: Gateway, exec_id: str, stopping: threading.Event
+    client: ClientProcess, gateway: Gateway, exec_id: str, stopping: threading.Event
 ) -> None:
     try:
         while not stopping.is_set():
