@@ -44,13 +44,13 @@ def run_init(
     guided: bool = False,
 ) -> str:
     from ds01 import naming
-    from ds01.wizards.project_init import InitRequest, ask_missing, fetch_catalogue, init_project
+    from ds01.wizards.project_init import InitRequest, ask_missing, fetch_bases, fetch_catalogue, init_project
 
     out = client.out
     naming.normalise_name(name)  # a bad name is exit 2 before any question
     req = InitRequest(name, project_type, framework, desc, git, devcontainer, gpus)
     catalogue = fetch_catalogue(client)
-    req = ask_missing(req, catalogue, prompter)
+    req = ask_missing(req, catalogue, prompter, fetch_bases(client), say=out.info)  # what can be built here
     result = init_project(client, req, catalogue, user=user, say=out.say, guided=guided)
     if out.json_mode:
         out.json(result.as_dict())
@@ -143,6 +143,32 @@ def _pick_project(client: Client, prompter: Prompter, user: str | None = None) -
     return run_init(client, prompter, _name(prompter, None), user=user)
 
 
+def _offer(client: Client, prompter: Prompter, name: str, user: str | None) -> str | None:
+    """NAME is not a project: on a terminal, offer to make it one (project-init's defaults), to run one of
+    the user's projects' images with NAME's own workspace (--from), or to cancel. Returns the --from."""
+    from ds01.wizards.project_launch import list_projects, not_a_project
+    from ds01.wizards.prompts import Choice, Defaults
+
+    projects = [p for p in list_projects(client, user) if p.from_project is None]
+    choices = [Choice("+init", f"create project {name} (project-init's defaults; builds its image)")]
+    choices += [
+        Choice(p.name, f"reuse {p.name}'s image, own workspace   (= --from {p.name})") for p in projects
+    ]
+    choices.append(Choice("+cancel", "cancel"))
+    picked = prompter.select(
+        f"{name} is not a project yet. What now?",
+        choices,
+        default=projects[0].name if projects else "+init",
+        flag="--from PROJECT",
+    )
+    if picked == "+cancel":
+        raise not_a_project(name)
+    if picked == "+init":
+        run_init(client, Defaults(), name, user=user)
+        return None
+    return picked
+
+
 @app.command("launch")
 @handle_errors
 def launch(
@@ -168,6 +194,14 @@ def launch(
     detach: Annotated[
         bool, typer.Option("--detach", help="With --wait: return at once; ds01d deploys it when a GPU frees.")
     ] = False,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PROJECT",
+            help="NAME is an experiment: PROJECT's image (no rebuild), NAME's own workspace.",
+        ),
+    ] = None,
     yes: YesOpt = False,
     user: UserOpt = None,
     json_out: JsonOpt = False,
@@ -175,17 +209,21 @@ def launch(
     """Launch a project: build its image when needed, then deploy a container, and (with --open) a shell.
 
     Without NAME, lists your projects ("image ready" / "needs image") to pick one or start a new one.
+    A NAME that is not a project yet: on a terminal you are offered to create it or to reuse a project's
+    image; otherwise exit 3. --from PROJECT makes NAME an experiment: PROJECT's image, a workspace of its
+    own (PROJECT's folders and code, not its data, models or results).
 
     Examples:
       project-launch my-thesis --open
       project launch my-thesis --background --gpus 2
       project-launch my-thesis --rebuild
       project-launch my-thesis --jupyter --background
-      project-launch experiment-3 --background --wait --detach
+      project launch experiment-1 --from my-thesis --background
+      for i in {1..10}; do project launch experiment-$i --from my-thesis --gpus 1 --wait --detach; done
     """
     from ds01.cli.common import connect
     from ds01.cli.orchestration import call_waiting, present
-    from ds01.wizards.project_launch import launch_project
+    from ds01.wizards.project_launch import is_project, launch_project, project_info, workspaces
 
     if open_ and background:
         raise UsageError("--open and --background exclude each other", hint="pass one of them")
@@ -196,13 +234,21 @@ def launch(
     client = connect(json_out)
     prompter = _prompter(yes, json_out)
     name = name or _pick_project(client, prompter, user)
+    if from_ is None and stdin_is_tty() and not json_out and not yes:
+        from ds01 import naming
+
+        name = naming.normalise_name(name)
+        root, _ = workspaces(client, user)
+        if not is_project(project_info(client, root, name, user)):
+            from_ = _offer(client, prompter, name, user)
 
     def waiting(body: dict[str, Any]) -> dict[str, Any]:
         return call_waiting(client, body, timeout=timeout, detach=detach)
 
     result = launch_project(
         client, name, user=user, rebuild=rebuild, gpus=gpus, cpu_only=cpu_only, show=not json_out,
-        deploy_call=waiting if wait else None,
+        deploy_call=waiting if wait else None, from_project=from_,
+        say=None if json_out else client.out.say,
     )  # fmt: skip
     if result.deployment.get("action") == "queued":
         return  # call_waiting said where it waits (and how the user will hear)
@@ -211,7 +257,8 @@ def launch(
 
         start_jupyter(client, result.deployment["entry"]["name"], user)
     if json_out:
-        client.out.json({**result.deployment["entry"], "image_built": result.built})
+        extra = {"from": result.project.from_project} if result.project.from_project else {}
+        client.out.json({**result.deployment["entry"], "image_built": result.built, **extra})
         return
     if yes and not open_:
         background = True
@@ -222,3 +269,8 @@ def launch(
     raise typer.Exit(
         present(client, result.deployment, open_=open_, background=background, user=user, ask=ask)
     )
+
+
+from ds01.cli.export import project_export  # noqa: E402  (kept with the other exports)
+
+app.command("export")(project_export)

@@ -55,6 +55,7 @@ def save_changes(ctx: Context, view: ContainerView) -> SavedChanges:
     )
     for key in (naming.LABEL_GPU_SLOTS, naming.LABEL_GPU_UUIDS, naming.LABEL_GPU_GPUEQ):
         labels[key] = ""  # a commit inherits the container's labels; an image holds no GPU
+    labels[naming.LABEL_RECIPE] = _recipe_of_image(ctx, view)
     ctx.gateway.commit(view.id, repository=repository, tag="latest", labels=labels)
     ctx.log(
         "commit",
@@ -64,6 +65,14 @@ def save_changes(ctx: Context, view: ContainerView) -> SavedChanges:
         packages=packages,
     )
     return SavedChanges(image=f"{repository}:latest", packages=packages)
+
+
+def _recipe_of_image(ctx: Context, view: ContainerView) -> str:
+    """The recipe the container's image was built from. A container blanks every `ds01.*` label it inherits,
+    so a commit would record none; kept, `image-update NAME` still rebuilds when the recipe is edited."""
+    image_id = str((ctx.gateway.inspect(view.id) or {}).get("Image") or view.image)
+    image = ctx.gateway.image_inspect(image_id) or {}
+    return str(((image.get("Config") or {}).get("Labels") or {}).get(naming.LABEL_RECIPE) or "")
 
 
 def retire_container(
