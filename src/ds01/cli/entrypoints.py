@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image-list": ("ds01.cli.image", "list_images"),
     "image-update": ("ds01.cli.image", "update"),
     "image-delete": ("ds01.cli.image", "delete"),
+    "image-push": ("ds01.cli.image_transfer", "push"),
+    "image-save": ("ds01.cli.image_transfer", "save"),
     "dir-create": ("ds01.cli.project_files", "dir_create"),
     "git-init": ("ds01.cli.project_files", "git_init"),
     "readme-create": ("ds01.cli.project_files", "readme_create"),
@@ -42,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ds01-doctor": ("ds01.cli.helpers", "doctor"),
     "ds01-reaper": ("ds01.cli.reaper", "reaper"),
     "container-extend": ("ds01.cli.enforcement", "extend"),
+    "project-export": ("ds01.cli.export", "project_export"),
 }
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from ds01 import __version__
-from ds01.cli import container, enforcement, gpu, image, project, user
+from ds01.cli import container, enforcement, export, gpu, image, project, user
+from ds01.cli.cluster import cluster_step
 from ds01.cli.common import Ds01Typer
 from ds01.cli.concepts import concepts
 from ds01.cli.helpers import check_limits, doctor, events
@@ -53,6 +54,7 @@ app.add_typer(readme_app, name="readme")
 app.add_typer(enforcement.admin_app, name="admin")
 app.add_typer(queue_app, name="queue")
 container.app.command("extend")(enforcement.extend)
+enforcement.admin_app.command("export-quotas")(export.export_quotas)
 app.command("concepts")(concepts)
 app.command("check-limits")(check_limits)
 app.command("doctor")(doctor)
@@ -60,3 +62,4 @@ app.command("events")(events)
 app.command("reaper")(reaper)
 app.command("usage")(usage)
 app.command("top")(top)
+app.command("cluster-step", hidden=True)(cluster_step)

@@ -91,7 +91,8 @@ def all_routes() -> Iterator[Route]:
 
 ENDPOINT_MODULES = (
     "system", "containers", "exec", "images", "workspaces", "gpus", "lifecycle", "orchestration",
-    "access", "observability", "enforcement", "queue",
+    "access", "observability", "enforcement", "queue", "quotas", "image_transfer", "run_once",
+    "cluster",
 )  # fmt: skip
 
 
