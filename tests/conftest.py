@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import base_image, daemon, engine, users
+from harness import base_image, daemon, engine, slurm, users
 from harness.config import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ class Ds01World(type(Path())):  # type: ignore[misc]
 
 
 def _ds01d_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PATH", "LANG")}
+    env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PATH", "LANG", "SLURM_CONF")}
     env.update(extra or {})
     return env
 
@@ -139,3 +139,36 @@ def unix_users() -> dict[str, users.TestUser]:
     names = [f"ds01t-{n}" for n in ("alice", "bob", "carol", "dave", "erin", "frank")]
     # The accounts stay (locked, no password): another test run may be using them.
     return {n.removeprefix("ds01t-"): users.ensure_user(n) for n in names}
+
+
+def _slurm(accounting: bool) -> Iterator[slurm.Cluster]:
+    if os.geteuid() != 0:
+        _no_engine("a test Slurm cluster needs root")
+    try:
+        cluster = slurm.start_cluster(accounting=accounting)
+    except RuntimeError as exc:
+        if REQUIRE_ENGINE:
+            pytest.fail(f"the test Slurm cluster is required here (CI / DS01_REQUIRE_DOCKER=1): {exc}")
+        pytest.skip(f"no test Slurm cluster: {exc}")
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)  # for ds01d and Slurm commands the tests run
+    yield cluster
+    if previous is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = previous
+    slurm.stop_cluster(cluster)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> Iterator[slurm.Cluster]:
+    """A real one-node Slurm cluster (node ds01-n1 with GPUs 0-3; ds01-n2 declared and down). Module-scoped:
+    one test cluster per host at a time (fixed ports, a host-wide lock), and it starts in a fraction of a
+    second, so modules that want it with accounting (`slurm_accounting`) can follow."""
+    yield from _slurm(accounting=False)
+
+
+@pytest.fixture(scope="module")
+def slurm_accounting() -> Iterator[slurm.Cluster]:
+    """The same cluster with accounting: MariaDB and slurmdbd on 127.0.0.1 (sacctmgr works)."""
+    yield from _slurm(accounting=True)

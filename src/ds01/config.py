@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,9 @@ TOP_LEVEL = {
     "monitoring",
     "notify",
     "queue",
+    "cluster",
 }
+CLUSTER_KEYS = {"backend", "partition", "registry", "node_name", "account"}
 QUEUE_KEYS = {"fair_share_window_h", "max_bypass", "max_waiting_per_user"}
 MONITORING_KEYS = {"listen"}
 NOTIFY_KEYS = {"smtp", "sender", "domain", "addresses", "starttls"}
@@ -316,6 +319,29 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """`cluster:` `none` = this one server; `slurm` = GPU deploys are Slurm jobs (sbatch as the user) whose
+    step asks the allocated node's ds01d for the container; `node_name` is this host's Slurm NodeName
+    (default: the short hostname); `partition`, `account` go to sbatch; `registry` is where images are pushed
+    so every node can pull them."""
+
+    backend: str = "none"
+    partition: str | None = None
+    registry: str | None = None
+    node_name: str | None = None
+    account: str | None = None
+
+    @property
+    def slurm(self) -> bool:
+        return self.backend == "slurm"
+
+    def this_node(self) -> str:
+        import socket
+
+        return self.node_name or socket.gethostname().split(".")[0]
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     defaults: Mapping[str, Any]
@@ -330,6 +356,7 @@ class Config:
     monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings())
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
     queue: QueueSettings = field(default_factory=QueueSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     notices: tuple[str, ...] = ()  # old names read as their new ones, keys ignored: for --check-config
 
     def group(self, name: str) -> Group | None:
@@ -616,6 +643,33 @@ def _parse_queue(doc: _Doc, raw: dict[str, Any]) -> QueueSettings:
     return QueueSettings(fair_share_window_h=window, max_bypass=bypass, max_waiting_per_user=waiting)
 
 
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9._/-]+)?$")
+
+
+def _parse_cluster(doc: _Doc, raw: dict[str, Any]) -> ClusterSettings:
+    for key in raw:
+        if key not in CLUSTER_KEYS:
+            raise doc.unknown(f"cluster.{key}", CLUSTER_KEYS)
+    backend = raw.get("backend") or "none"
+    if backend not in ("none", "slurm"):
+        raise doc.error("cluster.backend", f"must be none or slurm, got {backend!r}")
+    values: dict[str, str | None] = {}
+    for key in ("partition", "node_name", "account", "registry"):
+        value = raw.get(key)
+        if value is None:
+            values[key] = None
+            continue
+        pattern = _REGISTRY if key == "registry" else _SLURM_NAME
+        if not isinstance(value, str) or not pattern.match(value):
+            what = "a Slurm name (letters, digits, _.-)"
+            if key == "registry":
+                what = "a registry host[:port][/path]"
+            raise doc.error(f"cluster.{key}", f"{value!r} is not {what}")
+        values[key] = value
+    return ClusterSettings(backend=str(backend), **values)
+
+
 def _parse_notify(doc: _Doc, raw: dict[str, Any]) -> NotifySettings:
     for key in raw:
         if key not in NOTIFY_KEYS:
@@ -693,6 +747,7 @@ def load_config(path: Path | None = None) -> Config:
         monitoring=_parse_monitoring(doc, _mapping(doc, data.get("monitoring"), "monitoring")),
         notify=_parse_notify(doc, _mapping(doc, data.get("notify"), "notify")),
         queue=_parse_queue(doc, _mapping(doc, data.get("queue"), "queue")),
+        cluster=_parse_cluster(doc, _mapping(doc, data.get("cluster"), "cluster")),
         notices=tuple(doc.notices),
     )
     from ds01.events import set_rotation  # the whole file parsed: its rotation is the one in force

@@ -102,4 +102,5 @@ def list_entry(view: ContainerView, known: Mapping[str, Slot]) -> dict[str, Any]
         "gpus": gpu_entries(view, known),
         "created_at": view.labels.get(naming.LABEL_CREATED_AT, ""),
         "workspace": view.labels.get(naming.LABEL_WORKSPACE, ""),
+        **({"slurm_job": job} if (job := view.labels.get(naming.LABEL_SLURM_JOB)) else {}),
     }

@@ -371,4 +371,8 @@ def run_checks(config: Config, facts: DaemonFacts, *, admin: bool = False) -> li
     checks.append(_event_log_writes_check())
     checks.append(_protected_symlinks_check())
     checks.append(_docker_group_check())
+    if config.cluster.slurm:
+        from ds01.atomic.cluster_doctor import cluster_checks
+
+        checks += cluster_checks(config)
     return checks

@@ -68,9 +68,16 @@ def ensure_state_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def reserve_gpus(
-    ctx: Context, owner: User, *, gpus: int, mig_profile: str | None, container: str | None = None
+    ctx: Context,
+    owner: User,
+    *,
+    gpus: int,
+    mig_profile: str | None,
+    container: str | None = None,
+    pinned: tuple[int, ...] | None = None,
 ) -> Iterator[Reservation]:
-    """Lock, read holdings, reclaim expired holds, allocate; the lock is held until the block ends."""
+    """Lock, read holdings, reclaim expired holds, allocate; the lock is held until the block ends.
+    `pinned`: exactly these whole GPUs (cluster mode: the indices Slurm gave the job), or a refusal."""
     state_dir = ctx.config.paths.state_dir
     ensure_state_dir(state_dir)
     # nothing is created that could not be recorded: a full or read-only state or log dir refuses first
@@ -88,7 +95,10 @@ def reserve_gpus(
         holdings = [replace(h, reclaimable=False) for h in holdings if h.container_id not in gone]
         if inventory is not None:
             holdings += foreign_holdings(gateway, containers, inventory)
-        allocation = _allocate(ctx, owner, inventory, holdings, gpus, mig_profile, container)
+        if pinned is not None and inventory is not None:
+            allocation = _pinned(ctx, inventory, holdings, pinned)
+        else:
+            allocation = _allocate(ctx, owner, inventory, holdings, gpus, mig_profile, container)
         count = sum(
             1
             for c in containers
@@ -148,6 +158,41 @@ def _allocate(
             reason=err.message,
         )
         raise
+
+
+def _pinned(
+    ctx: Context, inventory: Inventory, holdings: list[Holding], indices: tuple[int, ...]
+) -> Allocation:
+    """The whole GPUs of these indices; Slurm's scheduler already applied the quotas. Slurm gave them to
+    this job, so a stopped container still holding one (an earlier job's, ended) is removed (its workspace
+    stays); a running one is refused."""
+    from ds01.gpu.allocator import busy_index, holder_of
+
+    busy = busy_index(holdings)
+    chosen = []
+    for index in indices:
+        slot = next((s for s in inventory.slots() if s.kind == "gpu" and s.gpu_index == index), None)
+        if slot is None:
+            raise OperationFailed(
+                f"this node has no whole GPU {index}", hint="the node's gres.conf and its GPUs disagree"
+            )
+        holder = holder_of(slot, busy)
+        live = holder is not None and holder.status in ("running", "paused", "restarting")
+        if holder is not None and holder.container_id and not live:
+            try:
+                view = ContainerView.from_inspect(ctx.gateway.inspect(holder.container_id))
+                remove_and_release(ctx, view, reason="reclaim", by="ds01d")
+            except NotFound:
+                pass
+            busy = {k: h for k, h in busy.items() if h.container_id != holder.container_id}
+            holder = None
+        if holder is not None:
+            raise OperationFailed(
+                f"GPU {index} is held by {holder.user}/{holder.container} outside Slurm",
+                hint="on a Slurm node every GPU container must come through Slurm",
+            )
+        chosen.append(slot)
+    return Allocation(tuple(chosen))
 
 
 def _reclaim(ctx: Context, holdings: list[Holding]) -> set[str]:

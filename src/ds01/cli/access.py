@@ -139,6 +139,11 @@ def ssh(
 
     # stdout is the SSH stream: every message goes to stderr.
     client = Client(Output(stdout=sys.stderr, stderr=sys.stderr))
+    from ds01.cli.cluster import on_its_node
+
+    there = on_its_node(client, project, "container-ssh", user=user, pty=False)  # cluster: its node
+    if there is not None:
+        raise typer.Exit(there)
     if deploy:
         _ensure_deployed(client, project, user)
     from ds01.errors import NotFound

@@ -72,9 +72,11 @@ def _summary(out: Output, d: dict[str, Any], owner_is_caller: bool) -> None:
 
 
 def _open_shell(client: Client, d: dict[str, Any], user: str | None) -> int:
-    from ds01.terminal import open_session
+    from ds01.cli.cluster import on_its_node
+    from ds01.terminal import open_session, stdio_is_terminal
 
-    return open_session(client, d["entry"]["container"], [], user=user)
+    there = on_its_node(client, d["entry"]["name"], "container-attach", user=user, pty=stdio_is_terminal())
+    return there if there is not None else open_session(client, d["entry"]["container"], [], user=user)
 
 
 @handle_errors
@@ -150,7 +152,9 @@ def deploy(
         if deployment.get("action") == "queued":
             return
     else:
-        deployment = client.call("POST", path_of("deploy"), body)
+        from ds01.cluster.submit import follow  # cluster mode: ds01d answers with a Slurm job to submit
+
+        deployment = follow(client, client.call("POST", path_of("deploy"), body), image=image)
     if jupyter or port:  # the ways in (cli/access.py): printed before the summary's shell prompt
         from ds01.cli import access
 
@@ -195,6 +199,10 @@ def call_waiting(
         )  # fmt: skip
     finally:
         line.end()
+    if d.get("action") == "submit":  # cluster mode: the wait is Slurm's pending state
+        from ds01.cluster.submit import follow
+
+        return follow(client, d, image=body.get("image"), wait=True, timeout_s=seconds, detach=detach)
     if d.get("action") == "queued":
         q = d["queued"]
         if client.out.json_mode:

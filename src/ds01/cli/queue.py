@@ -77,9 +77,17 @@ def queue(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List the requests waiting for a GPU: yours in full, everyone else's as counts (admins: all)."""
     if ctx.invoked_subcommand is not None:
         return
+    from ds01.cli.cluster import show_jobs, slurm_jobs
     from ds01.client import path_of
 
     client = connect(json_out)
+    jobs = slurm_jobs(client)
+    if jobs is not None:  # cluster mode: the queue is Slurm's
+        if json_out:
+            client.out.json({"slurm_jobs": jobs})
+        else:
+            show_jobs(client, jobs)
+        return
     doc = client.call("GET", path_of("queue"))
     if json_out:
         client.out.json(doc)

@@ -443,6 +443,10 @@ def _carry_out(entries: list[Entry], ctx: Context, now: datetime) -> None:
             except Ds01Error as err:  # stopped but still there: the hold rules remove it later
                 entry.error = f"stopped, but not removed: {err}"
         if entry.done:
+            from ds01.atomic.slurm_jobs import cancel_job_of  # cluster mode: Slurm frees the GPUs at once
+
+            seen = entry.seen
+            cancel_job_of(ctx, seen.labels, seen.summary.name, seen.owner.name, entry.decision.action)
             _deliver(entry, ctx, now, recipient)
             _log(ctx, entry, exit_code=entry.exit_code, removed=gone, signal="SIGTERM", grace_s=grace)
 

@@ -107,9 +107,16 @@ def list_containers(req: Request[ListBody]) -> list[dict[str, Any]]:
     ctx, b = req.ctx, req.body
     if b.all_users and not ctx.is_admin:
         raise PermissionDenied("--all-users is for admins", hint="drop it to list your own containers")
-    views = list_views(ctx, owner=None if b.all_users else ctx.target_user(b.user), status=b.status)
+    owner = None if b.all_users else ctx.target_user(b.user)
+    views = list_views(ctx, owner=owner, status=b.status)
     known = known_slots(ctx, views)
-    return [list_entry(v, known) for v in views]
+    entries = [list_entry(v, known) for v in views]
+    if ctx.config.cluster.slurm:  # cluster mode: each one's Slurm job, and the jobs still pending
+        from ds01.atomic.slurm_jobs import with_slurm_jobs
+
+        pending = b.status in (None, "pending")
+        entries = with_slurm_jobs(entries, owner.name if owner else None, pending=pending)
+    return entries
 
 
 @route("POST", "/containers", CreateBody)

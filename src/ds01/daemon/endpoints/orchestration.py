@@ -42,6 +42,12 @@ def deploy(req: Request[DeployBody]) -> dict[str, Any]:
         interface=b.interface,
     )  # fmt: skip
     docker_name = naming.container_name(naming.normalise_name(b.name), owner.uid)
+    if ctx.config.cluster.slurm and not b.cpu_only and (b.gpus or b.mig_profile):
+        from ds01.daemon.endpoints.cluster import cluster_deploy  # a Slurm job the client submits
+
+        plan = cluster_deploy(ctx, owner, b.name, b.gpus or 0, b.mig_profile)
+        if plan is not None:
+            return plan
     if (b.detach or b.timeout_s) and not b.wait:
         raise UsageError("--detach and --timeout go with --wait", hint="add --wait")
     if b.wait:
@@ -92,7 +98,12 @@ def retire(req: Request[RetireBody]) -> dict[str, Any]:
             ctx, "retire", view.docker_name, user=view.user, container_id=view.id, save=b.save_changes
         ):
             r = retire_container(ctx, view, save=b.save_changes)
+    from ds01.atomic.slurm_jobs import cancel_job_of
+
+    # cluster mode: Slurm frees the GPUs at once
+    job = cancel_job_of(ctx, view.labels, view.docker_name, view.user or ctx.user.name, "retire")
     return {
+        **({"slurm_job": job} if job else {}),
         "retired": r.view.name,
         "container": r.view.docker_name,
         "user": r.view.user,

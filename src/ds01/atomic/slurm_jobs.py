@@ -1,0 +1,259 @@
+"""Slurm jobs as ds01d sees them: asked of slurmctld as root, never taken from the caller.
+
+A job's step asks ds01d for a container with the GPUs Slurm gave it; ds01d believes only
+`scontrol -o -d show job ID`: the job runs, on this node, for the caller's uid, and holds exactly the GPU
+indices (`GRES=gpu:N(IDX:...)`) asked for. `verify_job` refuses anything else (exit 3).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ds01.errors import NotFound, OperationFailed, PermissionDenied, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ds01.context import Context
+
+TIMEOUT_S = 20.0
+_JOB_ID = re.compile(r"^[0-9]{1,12}$")
+_IDX = re.compile(r"gpu(?::[A-Za-z0-9_.-]+)?:\d+\(IDX:([0-9,\-]+)\)")
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    job_id: str
+    name: str
+    uid: int | None
+    state: str
+    reason: str
+    nodes: tuple[str, ...]
+    gpu_indices: tuple[int, ...]  # on all its nodes
+    time_limit: str = ""
+    gpus_by_node: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def gpus_on(self, node: str) -> tuple[int, ...]:
+        return next((idx for n, idx in self.gpus_by_node if n == node), ())
+
+
+def check_job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise UsageError(f"{job_id!r} is not a Slurm job id", hint="a job id is a number, e.g. 4711")
+    return job_id
+
+
+def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except FileNotFoundError as exc:
+        raise OperationFailed(
+            f"{argv[0]} is not installed on this node", hint="install Slurm's client tools (slurm-client)"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise OperationFailed(
+            f"{argv[0]} did not answer within {TIMEOUT_S:g} s", hint="is slurmctld up?"
+        ) from exc
+
+
+def expand_indices(spec: str) -> tuple[int, ...]:
+    """`0-1,3` -> (0, 1, 3)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(out)
+
+
+def expand_nodes(spec: str) -> tuple[str, ...]:
+    """A Slurm node list (`n[1-3],gpu7`) as names, by `scontrol show hostnames` (no guessing)."""
+    if not spec or spec == "(null)":
+        return ()
+    if "[" not in spec:
+        return tuple(n for n in spec.split(",") if n)
+    done = _run(["scontrol", "show", "hostnames", spec])
+    return tuple(done.stdout.split()) if done.returncode == 0 else ()
+
+
+# Keys a user-chosen value (job name, comment, output paths: spaces and newlines allowed) could fake. In
+# the genuine description of a one-node job each is there exactly once; a second one means a value holds
+# Slurm's own words, and the whole description is refused rather than guessed at.
+_SINGLE = ("JobId", "UserId", "JobState", "NodeList", "NumNodes", "Nodes", "GRES")
+
+
+def parse_job(text: str) -> SlurmJob | None:
+    """`scontrol -o -d show job ID`, tokenised on whitespace; None when it is no single clear description
+    of a one-node job (a faked key repeated, or a job on several nodes)."""
+    fields: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for token in text.split():
+        key, eq, value = token.partition("=")
+        if not eq:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        fields.setdefault(key, value)
+    if "JobId" not in fields:
+        return None
+    running = fields.get("JobState") == "RUNNING"
+    for key in _SINGLE:  # a pending job has no details (Nodes, GRES) yet
+        seen = counts.get(key, 0)
+        if seen > 1 or (running and key == "Nodes" and seen != 1):
+            return SlurmJob(fields["JobId"], "", None, "AMBIGUOUS", f"{key} appears {seen} times", (), ())
+    uid_match = re.fullmatch(r".*\((\d+)\)", fields.get("UserId", ""))
+    nodes = expand_nodes(fields.get("NodeList", ""))
+    detail_nodes = expand_nodes(fields.get("Nodes", ""))
+    idx = _IDX.fullmatch(fields.get("GRES", ""))
+    held = expand_indices(idx.group(1)) if idx else ()
+    by_node = tuple((n, tuple(sorted(set(held)))) for n in detail_nodes if held)
+    return SlurmJob(
+        job_id=fields["JobId"],
+        name=fields.get("JobName", ""),
+        uid=int(uid_match.group(1)) if uid_match else None,
+        state=fields.get("JobState", ""),
+        reason=fields.get("Reason", ""),
+        nodes=nodes,
+        gpu_indices=tuple(sorted(set(held))),
+        time_limit=fields.get("TimeLimit", ""),
+        gpus_by_node=by_node,
+    )
+
+
+def _squeue_view(job_id: str) -> tuple[int, str, tuple[str, ...]] | None:
+    """uid, state and nodes from squeue, in a format without any user-chosen text (a second witness)."""
+    done = _run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%i|%U|%T|%N"])
+    lines = done.stdout.splitlines() if done.returncode == 0 else []
+    if len(lines) != 1:
+        return None
+    parts = lines[0].split("|")
+    if len(parts) != 4 or parts[0] != job_id or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2], expand_nodes(parts[3])
+
+
+def show_job(job_id: str) -> SlurmJob:
+    """The job as slurmctld knows it; NotFound when it knows none by that id. Owner, state and nodes must
+    agree between `scontrol` and `squeue`, else the job is AMBIGUOUS (never served)."""
+    check_job_id(job_id)
+    done = _run(["scontrol", "-o", "-d", "show", "job", job_id])
+    job = parse_job(done.stdout) if done.returncode == 0 else None
+    if job is None or job.job_id != job_id:
+        raise NotFound(f"Slurm knows no job {job_id}", hint="submit one with container-deploy --gpus N")
+    if job.state == "AMBIGUOUS":
+        return job
+    witness = _squeue_view(job_id)
+    if witness is None or witness != (job.uid, job.state, job.nodes):
+        return SlurmJob(job.job_id, "", None, "AMBIGUOUS", "scontrol and squeue disagree", (), ())
+    return job
+
+
+def verify_job(job: SlurmJob, *, uid: int, node: str, gpu_indices: Sequence[int]) -> None:
+    """The caller's job, running on this node, holding exactly these GPU indices; else PermissionDenied."""
+    if job.state == "AMBIGUOUS":
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} has a description ds01 cannot trust ({job.reason})",
+            hint="submit it again through container-deploy, without Slurm's own words in its name or paths",
+        )
+    if job.uid != uid:
+        raise PermissionDenied(f"Slurm job {job.job_id} is not yours", hint="name a job you submitted")
+    if job.state != "RUNNING":
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} is {job.state.lower() or 'unknown'}, not running",
+            hint="the container starts inside the job, once Slurm runs it",
+        )
+    if node not in job.nodes:
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} runs on {','.join(job.nodes) or 'no node'}, not on {node}",
+            hint="the job's step asks the ds01d of the node Slurm gave it",
+        )
+    mine = job.gpus_on(node)
+    if tuple(sorted(set(gpu_indices))) != mine or len(set(gpu_indices)) != len(gpu_indices):
+        held = ",".join(map(str, mine)) or "none"
+        asked = ",".join(map(str, gpu_indices)) or "none"
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} holds GPU indices {held}, not {asked}",
+            hint="ask for exactly the GPUs Slurm assigned (SLURM_JOB_GPUS)",
+        )
+
+
+def cancel_job(job_id: str, *, signal: str | None = None) -> bool:
+    """`scancel` as root; False when Slurm refused (the job may be gone already)."""
+    check_job_id(job_id)
+    argv = ["scancel", *([f"--signal={signal}"] if signal else []), job_id]
+    return _run(argv).returncode == 0
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job_id: str
+    name: str
+    user: str
+    state: str
+    reason: str
+    nodes: str
+    gres: str
+
+
+def list_jobs(user: str | None = None, *, name_prefix: str = "ds01:") -> list[QueueEntry]:
+    """ds01's jobs in squeue (job names `ds01:<project>`), of one user or of all."""
+    argv = ["squeue", "-h", "-o", "%i|%j|%u|%T|%r|%N|%b"]
+    if user:
+        argv += ["-u", user]
+    done = _run(argv)
+    if done.returncode != 0:
+        return []
+    out = []
+    for line in done.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 7 and parts[1].startswith(name_prefix):
+            out.append(QueueEntry(*parts))
+    return out
+
+
+def with_slurm_jobs(
+    entries: list[dict[str, Any]], user: str | None, *, pending: bool
+) -> list[dict[str, Any]]:
+    """container-list entries with their job (`slurm: {job_id, state, reason, node, gres}`), and, with
+    `pending`, an entry (status `pending`) for each ds01 job that has no container yet."""
+    jobs = {j.job_id: j for j in list_jobs(user)}
+    out = []
+    for entry in entries:
+        job = jobs.pop(str(entry.get("slurm_job") or ""), None)
+        out.append({**entry, "slurm": _job_doc(job)} if job else entry)
+    if pending:
+        for job in jobs.values():
+            if job.state != "PENDING":
+                continue
+            out.append({
+                "name": job.name.removeprefix("ds01:"), "container": "", "user": job.user, "uid": None,
+                "status": "pending", "image": "", "gpus": [], "created_at": "", "workspace": "",
+                "slurm_job": job.job_id, "slurm": _job_doc(job),
+            })  # fmt: skip
+    return out
+
+
+def _job_doc(job: QueueEntry) -> dict[str, str]:
+    return {"job_id": job.job_id, "state": job.state, "reason": job.reason, "node": job.nodes,
+            "gres": job.gres.removeprefix("gres:")}  # fmt: skip
+
+
+def cancel_job_of(ctx: Context, labels: Mapping[str, str], container: str, user: str, why: str) -> str | None:
+    """A cluster container's job is cancelled once its container stops or goes (retire, idle stop): Slurm
+    sees the GPUs free at once. The job id, or None for a container outside Slurm."""
+    from ds01 import naming
+
+    job_id = labels.get(naming.LABEL_SLURM_JOB) or ""
+    if not job_id or not ctx.config.cluster.slurm:
+        return None
+    try:
+        cancel_job(job_id)
+    except (OperationFailed, UsageError) as err:
+        ctx.out.warn(f"could not cancel Slurm job {job_id}: {err.message}")
+        return None
+    ctx.log("slurm-cancel", container, user=user, job=job_id, reason=why)
+    return job_id

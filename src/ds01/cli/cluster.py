@@ -1,0 +1,114 @@
+"""Cluster mode commands: `ds01 cluster-step` (hidden: the step of a ds01 Slurm job), the Slurm part of
+`ds01 queue`, and the way to a container on another node (`on_its_node`: `srun --jobid ID --overlap`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ds01.cli.common import connect, handle_errors
+
+if TYPE_CHECKING:
+    from ds01.client import Client
+
+
+@handle_errors
+def cluster_step(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The project name.")],
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image (default: ds01-UID/NAME:latest).")
+    ] = None,
+) -> None:
+    """The step of a ds01 Slurm job: runs the container on this node while the job lives (not for people)."""
+    from ds01.cluster.step import run_step
+
+    raise typer.Exit(run_step(connect(False), name, image))
+
+
+def slurm_jobs(client: Client) -> list[dict[str, Any]] | None:
+    """ds01's Slurm jobs (state, pending reason, node, GPUs); None when the server is not in cluster mode."""
+    from ds01.client import path_of
+
+    settings = client.call("GET", path_of("cluster"))
+    if settings.get("backend") != "slurm":
+        return None
+    jobs: list[dict[str, Any]] = client.call("GET", path_of("cluster", "jobs"))
+    return jobs
+
+
+def show_jobs(client: Client, jobs: list[dict[str, Any]]) -> None:
+    out = client.out
+    if not jobs:
+        out.say("No ds01 jobs in Slurm.")
+        return
+    rows = [
+        (j["job_id"], j["user"], j["name"], j["state"].lower(), "" if j["reason"] == "None" else j["reason"],
+         j["node"], j["gres"].removeprefix("gres:"))
+        for j in jobs
+    ]  # fmt: skip
+    out.table(("job", "user", "name", "state", "reason", "node", "gres"), rows)
+
+
+def job_elsewhere(client: Client, name: str) -> str | None:
+    """Cluster mode: the id of the caller's running job of NAME when it runs on another node than this
+    ds01d's; None when it runs here, there is no such job, or the server is not in cluster mode. Inside
+    that job's own step (`SLURM_JOB_ID`) the container is here: None."""
+    import os
+
+    from ds01 import naming
+    from ds01.client import path_of
+
+    settings = client.call("GET", path_of("cluster"))
+    if settings.get("backend") != "slurm":
+        return None
+    project = naming.normalise_name(name.split("._.")[0])
+    here = settings.get("node")
+    for job in client.call("GET", path_of("cluster", "jobs")):
+        if job["name"] != project or job["state"] != "RUNNING" or job["user"] != client_user():
+            continue
+        if job["node"] == here or os.environ.get("SLURM_JOB_ID") == job["job_id"]:
+            return None
+        return str(job["job_id"])
+    return None
+
+
+def client_user() -> str:
+    import os
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def srun_argv(job_id: str, command: str, *args: str, pty: bool) -> list[str]:
+    """The user's own `srun` into the job: a step that overlaps the running one, on the job's node, where
+    that node's ds01d judges the caller again (the peer uid of its socket)."""
+    from ds01.cluster.submit import ds01_program
+
+    program = str(Path(ds01_program()).with_name(command))
+    return ["srun", f"--jobid={job_id}", "--overlap", "--quiet", *(["--pty"] if pty else []), program, *args]
+
+
+def on_its_node(
+    client: Client, name: str, command: str, *args: str, user: str | None, pty: bool
+) -> int | None:
+    """Run `command NAME ...` on the node of the caller's job of NAME (owners only: `--user` stays here);
+    its exit code, or None when the container is here (the caller goes on locally)."""
+    import shutil
+    import subprocess
+
+    from ds01.errors import OperationFailed
+
+    if user is not None:
+        return None
+    job_id = job_elsewhere(client, name)
+    if job_id is None:
+        return None
+    if shutil.which("srun") is None:
+        raise OperationFailed(
+            f"{name} runs on another node (Slurm job {job_id}) and srun is not installed here",
+            hint="install Slurm's client tools, or log in to that node",
+        )
+    client.out.info(f"{name.split('._.')[0]} runs on another node: joining Slurm job {job_id}")
+    return subprocess.call(srun_argv(job_id, command, name.split("._.")[0], *args, pty=pty))
