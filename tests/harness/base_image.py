@@ -1,4 +1,5 @@
-"""A tiny base image built with no registry: Debian's static busybox imported as a rootfs."""
+"""A tiny base image built with no registry: Debian's static busybox imported as a rootfs; and a base on it
+with a stand-in for pip."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import io
 import os
 import subprocess
 import tarfile
+from typing import Any
+
+import pytest
 
 BASE_IMAGE = "ds01-test/busybox:latest"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -77,3 +81,29 @@ def import_base_image(docker_host: str) -> str:
     )
     client.close()
     return BASE_IMAGE
+
+
+# A stand-in for pip in a base with no network: records its arguments in /var/log/pip-calls, so a test can
+# see what was installed.
+FAKE_PIP_DOCKERFILE = f"""\
+FROM {BASE_IMAGE}
+RUN mkdir -p /var/log \\
+ && printf '#!/bin/sh\\necho "$@" >> /var/log/pip-calls\\n' > /usr/bin/python3 && chmod 755 /usr/bin/python3
+"""
+
+
+def build_fake_pip(engine: Any, tag: str) -> str:
+    """The fake-pip base built on `engine` (a docker-py client) as `tag`; returns `tag`."""
+    engine.images.build(fileobj=io.BytesIO(FAKE_PIP_DOCKERFILE.encode()), tag=tag, rm=True)
+    return tag
+
+
+PYTHON_BASE = "ds01/python:3.11"  # what the catalogue maps `--framework python` to
+
+
+@pytest.fixture
+def python_base(engine_clean: Any, base_image_ref: str) -> str:
+    """The lab's offline Python base, stood in for by the busybox image (no registry, no debootstrap here).
+    A test module takes it as `python_base = base_image.python_base`."""
+    engine_clean.images.get(base_image_ref).tag(PYTHON_BASE)
+    return PYTHON_BASE

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,3 +61,27 @@ def run_as(
     full_env.update(env or {})
     argv = ["runuser", "-u", name, "--", "env", "-i", *[f"{k}={v}" for k, v in full_env.items()], exe, *args]
     return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+DS01_HOME_FILES = ("ds01-quickstart.md", "workspace")  # what user-setup puts in a home
+
+
+@contextlib.contextmanager
+def without_ds01_files(user: TestUser, tag: str) -> Iterator[TestUser]:
+    """`user`'s home without ds01's files for a while, then put back as it was (the accounts outlive a test);
+    the files wait meanwhile as `.NAME.TAG`."""
+    saved = {}
+    for name in DS01_HOME_FILES:
+        path = user.home / name
+        if os.path.lexists(path):
+            saved[path] = user.home / f".{name}.{tag}"
+            os.rename(path, saved[path])
+    try:
+        yield user
+    finally:
+        for name in DS01_HOME_FILES:
+            path = user.home / name
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+        for path, backup in saved.items():
+            os.rename(backup, path)

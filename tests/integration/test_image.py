@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
 from ds01.events import read_events
+from harness.base_image import build_fake_pip
 from harness.users import run_as
 
 pytestmark = pytest.mark.docker
 
-# A stand-in for pip in a base with no network: records its arguments, so a test can see what was installed.
-FAKE_PIP_BASE = "ds01-test/fakepip:latest"
-FAKE_PIP_DOCKERFILE = """\
-FROM ds01-test/busybox:latest
-RUN mkdir -p /var/log \\
- && printf '#!/bin/sh\\necho "$@" >> /var/log/pip-calls\\n' > /usr/bin/python3 && chmod 755 /usr/bin/python3
-"""
+FAKE_PIP_BASE = "ds01-test/fakepip:latest"  # records what pip installs (harness.base_image)
 
 
 def ok(result):
@@ -33,8 +27,7 @@ def run_in(client, image: str, *cmd: str) -> str:
 
 @pytest.fixture
 def fake_pip_base(engine_clean) -> str:
-    engine_clean.images.build(fileobj=io.BytesIO(FAKE_PIP_DOCKERFILE.encode()), tag=FAKE_PIP_BASE, rm=True)
-    return FAKE_PIP_BASE
+    return build_fake_pip(engine_clean, FAKE_PIP_BASE)
 
 
 def workspace(home: Path, user, name: str) -> Path:

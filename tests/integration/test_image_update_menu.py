@@ -3,96 +3,26 @@ then an entry of the menu; each entry does what its flag does. Real ds01d, the p
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import pty
 import re
-import select
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.users import KEEP_ENV, TestUser, run_as
+from harness.base_image import build_fake_pip
+from harness.tty import Terminal
+from harness.users import TestUser, run_as
 
 pytestmark = pytest.mark.docker
-BIN = Path(sys.executable).parent
 DOWN = b"\x1b[B"  # the arrow key, as the terminal sends it
-# A stand-in for pip in a base with no network: records its arguments, so a test can see what was installed.
-FAKE_PIP_BASE = "ds01-test/fakepip-menu:latest"
-FAKE_PIP_DOCKERFILE = """\
-FROM ds01-test/busybox:latest
-RUN mkdir -p /var/log \\
- && printf '#!/bin/sh\\necho "$@" >> /var/log/pip-calls\\n' > /usr/bin/python3 && chmod 755 /usr/bin/python3
-"""
+FAKE_PIP_BASE = "ds01-test/fakepip-menu:latest"  # records what pip installs (harness.base_image)
 
 
 def ok(result):
     assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
     return result
-
-
-def _read_until(fd: int, pattern: str, seen: list[str], timeout: float = 90) -> str:
-    """Read the terminal until `pattern` shows (in what came since the last match); `seen` keeps it all."""
-    start, end = len("".join(seen)), time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen.append(os.read(fd, 4096).decode(errors="replace"))
-            except OSError:
-                break
-            if re.search(pattern, "".join(seen)[start:]):
-                return "".join(seen)
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{''.join(seen)[-3000:]}")
-
-
-class Terminal:
-    """The user at a real terminal, running `image-update` with no arguments."""
-
-    def __init__(self, user: TestUser, env: dict[str, str]) -> None:
-        full = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-        full.update(TERM="xterm", COLUMNS="120", LINES="40", **env)
-        self.seen: list[str] = []
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.execvpe("runuser", ["runuser", "-u", user.name, "--", str(BIN / "image-update")], full)
-
-    def expect(self, pattern: str) -> str:
-        return _read_until(self.fd, pattern, self.seen)
-
-    def send(self, keys: bytes) -> None:
-        os.write(self.fd, keys)
-
-    def finish(self) -> int:
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            done, status = os.waitpid(self.pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            if select.select([self.fd], [], [], 0.5)[0]:
-                with contextlib.suppress(OSError):  # EIO once the command has gone
-                    self.seen.append(os.read(self.fd, 4096).decode(errors="replace"))
-        os.kill(self.pid, 9)
-        os.waitpid(self.pid, 0)
-        raise AssertionError("image-update did not finish:\n" + "".join(self.seen)[-3000:])
-
-    def close(self) -> None:
-        try:
-            if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
-                os.kill(self.pid, 9)
-                os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-        os.close(self.fd)
-
-    @property
-    def screen(self) -> str:
-        return "".join(self.seen)
 
 
 @pytest.fixture
@@ -109,8 +39,7 @@ def editor(unix_users) -> Iterator[Path]:
 
 @pytest.fixture
 def fake_pip_base(engine_clean) -> str:
-    engine_clean.images.build(fileobj=io.BytesIO(FAKE_PIP_DOCKERFILE.encode()), tag=FAKE_PIP_BASE, rm=True)
-    return FAKE_PIP_BASE
+    return build_fake_pip(engine_clean, FAKE_PIP_BASE)
 
 
 def _image(engine, user: TestUser, name: str) -> dict:
@@ -132,7 +61,7 @@ def test_menu_edit_opens_the_editor_then_rebuilds_what_changed(
     before = _image(engine_clean, alice, "second")["Id"]
     other = _image(engine_clean, alice, "first")["Id"]
 
-    term = Terminal(alice, {"EDITOR": str(editor)})
+    term = Terminal(alice, "image-update", env={"EDITOR": str(editor)})
     try:
         term.expect(r"Which image")
         assert re.search(r"1\) first", term.screen) and re.search(r"2\) second", term.screen)
@@ -153,7 +82,7 @@ def test_menu_edit_opens_the_editor_then_rebuilds_what_changed(
     assert mark.decode().strip() == "from-the-editor"
 
     # nothing edited since: the same entry with an editor that changes nothing rebuilds nothing
-    term = Terminal(alice, {"EDITOR": "true"})
+    term = Terminal(alice, "image-update", env={"EDITOR": "true"})
     try:
         term.expect(r"Which image")
         term.send(b"2\r")
@@ -172,7 +101,7 @@ def test_menu_add_python_packages_is_the_add_flag(ds01_home, engine_clean, unix_
     dockerfile = ds01_home / "ws" / bob.name / "nlp" / "Dockerfile"
     before = _image(engine_clean, bob, "nlp")["Id"]
 
-    term = Terminal(bob, {})
+    term = Terminal(bob, "image-update", env={})
     try:
         term.expect(r"Which image")
         term.send(b"1\r")
@@ -202,7 +131,7 @@ def test_menu_rebuild_and_ctrl_c(ds01_home, engine_clean, unix_users, base_image
     _create(carol, "plain", base_image_ref)
     before = _image(engine_clean, carol, "plain")["Id"]
 
-    term = Terminal(carol, {})
+    term = Terminal(carol, "image-update", env={})
     try:
         term.expect(r"Which image")
         term.send(b"1\r")
@@ -214,7 +143,7 @@ def test_menu_rebuild_and_ctrl_c(ds01_home, engine_clean, unix_users, base_image
         term.close()
     assert code == 130 and _image(engine_clean, carol, "plain")["Id"] == before
 
-    term = Terminal(carol, {})
+    term = Terminal(carol, "image-update", env={})
     try:
         term.expect(r"Which image")
         term.send(b"1\r")

@@ -4,9 +4,6 @@ Nothing is left behind. (A deploy waiting in the queue: tests/integration/test_q
 from __future__ import annotations
 
 import os
-import pty
-import re
-import select
 import signal
 import subprocess
 import sys
@@ -15,54 +12,23 @@ from pathlib import Path
 
 import pytest
 
+from harness.tty import read_until, reap, spawn
 from harness.users import KEEP_ENV
 
 pytestmark = pytest.mark.docker
 BIN = Path(sys.executable).parent
 
 
-def _read_until(fd: int, pattern: str, timeout: float = 60) -> str:
-    seen, end = "", time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 4096).decode(errors="replace")
-            except OSError:
-                break
-            if re.search(pattern, seen):
-                return seen
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{seen[-3000:]}")
-
-
 def test_ctrl_c_at_a_wizard_question_is_130_and_makes_nothing(ds01_home, engine_clean, unix_users):
     carol = unix_users["carol"]
-    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-    env.update(TERM="xterm", COLUMNS="120", LINES="40")
-    pid, fd = pty.fork()
-    if pid == 0:  # the user on a real terminal: project-init asks what kind of project
-        os.execvpe(
-            "runuser",
-            [
-                "runuser",
-                "-u",
-                carol.name,
-                "--",
-                str(
-                    BIN / "project-init",
-                ),
-                "asked",
-            ],
-            env,
-        )
+    pid, fd = spawn(carol, "project-init", "asked")  # on a real terminal: it asks what kind of project
     try:
-        _read_until(fd, r"(?i)type|kind")
+        read_until(fd, r"(?i)type|kind")
         os.write(fd, b"\x03")  # Ctrl-C, as the terminal sends it
-        _read_until(fd, r"cancelled")
+        read_until(fd, r"cancelled")
     finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 130
+        code = reap(pid, fd)
+    assert code == 130
     assert not (ds01_home / "ws" / carol.name / "asked").exists()
 
 

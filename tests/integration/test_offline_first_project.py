@@ -8,9 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import socket
 import struct
@@ -23,21 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import access_lab
-from harness.users import KEEP_ENV, run_as
+from harness import access_lab, base_image
+from harness.base_image import PYTHON_BASE
+from harness.tty import read_until, reap, spawn
+from harness.users import run_as, without_ds01_files
 
 pytestmark = pytest.mark.docker
-BIN = Path(sys.executable).parent
-PYTHON_BASE = "ds01/python:3.11"
+python_base = base_image.python_base  # the offline Python base, tagged
 PYTORCH = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 access_image = access_lab.access_image  # Debian with python3 (no pip), imported with no registry
-
-
-@pytest.fixture
-def python_base(engine_clean, base_image_ref):
-    """The lab's offline Python base, stood in for by the busybox image (no registry, no debootstrap here)."""
-    engine_clean.images.get(base_image_ref).tag(PYTHON_BASE)
-    return PYTHON_BASE
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -106,85 +98,53 @@ def test_yes_takes_the_local_base_when_the_default_cannot_be_pulled(
 # -- the wizard on a real terminal ------------------------------------------------------------------------
 
 
-def _read_until(fd: int, pattern: str, timeout: float = 90) -> str:
-    seen, end = "", time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 65536).decode(errors="replace")
-            except OSError:
-                break
-            if re.search(pattern, _plain(seen)):
-                return _plain(seen)
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{_plain(seen)[-3000:]}")
-
-
-def _plain(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+def _screen(fd: int, pattern: str, timeout: float = 90) -> str:
+    return read_until(fd, pattern, timeout, strip=True, size=65536)
 
 
 @pytest.fixture
 def new_account(unix_users):
     """erin without ds01's files in her home; put back as it was afterwards."""
-    erin = unix_users["erin"]
-    saved = {}
-    for name in ("ds01-quickstart.md", "workspace"):
-        path = erin.home / name
-        if os.path.lexists(path):
-            saved[path] = erin.home / f".{name}.saved-by-offline-test"
-            os.rename(path, saved[path])
-    yield erin
-    for name in ("ds01-quickstart.md", "workspace"):
-        path = erin.home / name
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-    for path, backup in saved.items():
-        os.rename(backup, path)
+    with without_ds01_files(unix_users["erin"], "saved-by-offline-test") as erin:
+        yield erin
 
 
 def test_user_setup_on_a_terminal_offers_the_local_base_and_builds_the_first_project(
     ds01_home, engine_clean, python_base, new_account
 ):
     erin = new_account
-    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-    env.update(TERM="xterm", COLUMNS="160", LINES="50")
-    pid, fd = pty.fork()
-    if pid == 0:  # the newcomer, on a real terminal, taking every default
-        os.execvpe("runuser", ["runuser", "-u", erin.name, "--", str(BIN / "user-setup")], env)
+    # the newcomer, on a real terminal, taking every default
+    pid, fd = spawn(erin, "user-setup", env={"COLUMNS": "160", "LINES": "50"})
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))  # a wide terminal
     finished = False
     try:
         for question in ("SSH and VS Code", "git\\?", "Containers and GPUs"):
-            _read_until(fd, question)
+            _screen(fd, question)
             os.write(fd, b"\r")
-        _read_until(fd, "Create and launch a first project")
+        _screen(fd, "Create and launch a first project")
         os.write(fd, b"y")
-        _read_until(fd, "Name of your first project")
+        _screen(fd, "Name of your first project")
         os.write(fd, b"\r")
-        menu = _read_until(fd, "What kind of project")
+        menu = _screen(fd, "What kind of project")
         assert "so the default is custom: it downloads nothing" in " ".join(menu.split())
         os.write(fd, b"\r")
-        menu = _read_until(fd, r"Which framework[\s\S]*python[\s\S]*jax")
+        menu = _screen(fd, r"Which framework[\s\S]*python[\s\S]*jax")
         flat = " ".join(menu.split())
         assert f"cannot reach registry-1.docker.io to download {PYTORCH}, so the default is python" in flat
         assert "Plain Python (on this server)" in flat
         assert "unavailable: this server cannot reach registry-1.docker.io" in flat
         os.write(fd, b"\r")
-        _read_until(fd, "One line about the project")
+        _screen(fd, "One line about the project")
         os.write(fd, b"\r")
-        _read_until(fd, "Add VS Code settings")
+        _screen(fd, "Add VS Code settings")
         os.write(fd, b"\r")
-        screen = _read_until(fd, "Open a shell in it now", timeout=180)
+        screen = _screen(fd, "Open a shell in it now", timeout=180)
         assert "built my-first-project" in screen
         os.write(fd, b"n\r")
         finished = True
     finally:
-        if not finished:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+        code = reap(pid, fd, kill=not finished)
+    assert code == 0
     ws = ds01_home / "ws" / erin.name / "my-first-project"
     assert "FROM ds01/python:3.11" in (ws / "Dockerfile").read_text()
     [container] = engine_clean.containers.list(filters={"label": f"ds01.uid={erin.uid}"})

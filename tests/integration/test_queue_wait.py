@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.poll import until
 from harness.users import run_as
 
 pytestmark = pytest.mark.docker
@@ -54,16 +55,6 @@ def events_of(home: Path, *types: str) -> list[dict[str, Any]]:
         return []
     lines = path.read_text().splitlines()
     return [e for e in map(json.loads, lines) if not types or e["event_type"] in types]
-
-
-def until(what: Any, timeout: float = 30.0, step: float = 0.1) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queue_doc(home: Path) -> dict[str, Any]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import re
-import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,18 +13,12 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from harness.users import KEEP_ENV, run_as
+from harness import base_image
+from harness.tty import read_until, reap, spawn
+from harness.users import run_as, without_ds01_files
 
 pytestmark = pytest.mark.docker
-BIN = Path(sys.executable).parent
-PYTHON_BASE = "ds01/python:3.11"  # what the catalogue maps `--framework python` to
-
-
-@pytest.fixture
-def python_base(engine_clean, base_image_ref):
-    """The lab's offline Python base, stood in for by the busybox image (no registry, no debootstrap here)."""
-    engine_clean.images.get(base_image_ref).tag(PYTHON_BASE)
-    return PYTHON_BASE
+python_base = base_image.python_base  # the offline Python base, tagged
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -43,20 +33,8 @@ def owned_by(path: Path, uid: int) -> bool:
 @pytest.fixture
 def fresh_home(unix_users):
     """alice's home without ds01's files; put back as it was afterwards (the accounts outlive a test)."""
-    alice = unix_users["alice"]
-    saved = {}
-    for name in ("ds01-quickstart.md", "workspace"):
-        path = alice.home / name
-        if os.path.lexists(path):
-            saved[path] = alice.home / f".{name}.saved-by-test"
-            os.rename(path, saved[path])
-    yield alice
-    for name in ("ds01-quickstart.md", "workspace"):
-        path = alice.home / name
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-    for path, backup in saved.items():
-        os.rename(backup, path)
+    with without_ds01_files(unix_users["alice"], "saved-by-test") as alice:
+        yield alice
 
 
 def test_fresh_account_setup_init_launch(ds01_home, engine_clean, python_base, fresh_home):
@@ -212,20 +190,6 @@ def test_launch_without_a_name_lists_projects_to_pick(
     assert (gamma / "Dockerfile").stat().st_uid == erin.uid
 
 
-def _read_until(fd: int, pattern: str, timeout: float = 60) -> str:
-    seen, end = "", time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 4096).decode(errors="replace")
-            except OSError:
-                break
-            if re.search(pattern, seen):
-                return seen
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{seen[-3000:]}")
-
-
 def test_project_launch_open_on_a_real_terminal_then_retire(ds01_home, engine_clean, python_base, unix_users):
     frank = unix_users["frank"]
     ok(
@@ -233,34 +197,23 @@ def test_project_launch_open_on_a_real_terminal_then_retire(ds01_home, engine_cl
             frank, "project-init", "demo", "--type", "custom", "--framework", "python", "--no-git", "--yes"
         )
     )
-    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-    env.update(TERM="xterm", COLUMNS="120", LINES="40")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the user, on a real terminal, running the command directly
-        os.execvpe(
-            "runuser",
-            ["runuser", "-u", frank.name, "--", str(BIN / "project-launch"), "demo", "--open"],
-            env,
-        )
+    pid, fd = spawn(frank, "project-launch", "demo", "--open")  # the user, on a real terminal
     finished = False
     try:
-        _read_until(fd, r"container-retire demo when done")  # the summary, then the shell
-        _read_until(fd, r"/workspace [$#] ")
+        read_until(fd, r"container-retire demo when done")  # the summary, then the shell
+        read_until(fd, r"/workspace [$#] ")
         os.write(fd, b"\x1b[40;1R")  # the answer to the shell's cursor-position query, as a terminal gives
         os.write(fd, b"echo inside-$((6*7)) $(pwd)\r")
-        screen = _read_until(fd, r"inside-42 /workspace")
+        screen = read_until(fd, r"inside-42 /workspace")
         assert "inside-42 /workspace" in screen
         os.write(fd, b"exit\r")
-        _read_until(fd, r"Keep demo running")
+        read_until(fd, r"Keep demo running")
         os.write(fd, b"n\r")
-        _read_until(fd, r"retired demo")
+        read_until(fd, r"retired demo")
         finished = True
     finally:
-        if not finished:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+        code = reap(pid, fd, kill=not finished)
+    assert code == 0
     assert engine_clean.containers.list(all=True, filters={"label": f"ds01.uid={frank.uid}"}) == []
     assert (ds01_home / "ws" / frank.name / "demo" / "Dockerfile").exists()
 

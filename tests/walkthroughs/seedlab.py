@@ -17,18 +17,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
-import re
-import select
 import signal
 import subprocess
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.users import KEEP_ENV, TestUser, bin_dir, run_as
+from harness.tty import read_until, spawn
+from harness.users import TestUser, run_as
 
 PYTHON_BASE = "ds01/python:3.11"  # what the catalogue maps `--framework python` to
 
@@ -170,17 +167,13 @@ def on_terminal(
 ) -> str:
     """Run a command on a real terminal as the student: for each (pattern, keys), wait until the screen shows
     pattern, then type keys. Returns the screen; the command must exit 0."""
-    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-    env.update(TERM="xterm", COLUMNS="120", LINES="40")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the user, on a real terminal, running the command directly
-        os.execvpe("runuser", ["runuser", "-u", student.name, "--", str(bin_dir() / argv[0]), *argv[1:]], env)
+    pid, fd = spawn(student.user, *argv)  # the user, on a real terminal, running the command directly
     screen, status = "", None
     try:
         for pattern, keys in dialogue:
-            screen = _read_until(fd, pattern, screen, timeout)
+            screen = read_until(fd, pattern, timeout, seen=screen)
             os.write(fd, keys.encode())
-        screen = _read_until(fd, None, screen, timeout)  # to the end
+        screen = read_until(fd, None, timeout, seen=screen)  # to the end
         _, status = os.waitpid(pid, 0)
     finally:
         if status is None:
@@ -190,23 +183,3 @@ def on_terminal(
     code = os.waitstatus_to_exitcode(status) if status is not None else None
     assert code == 0, f"{' '.join(argv)} -> {code}; the terminal showed:\n{screen[-3000:]}"
     return screen
-
-
-def _read_until(fd: int, pattern: str | None, seen: str, timeout: float) -> str:
-    """Read the terminal until pattern shows after what was `seen` (None: until the command ends)."""
-    start, end = len(seen), time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096).decode(errors="replace")
-            except OSError:
-                chunk = ""
-            if not chunk:
-                if pattern is None:
-                    return seen
-                break
-            seen += chunk
-            if pattern is not None and re.search(pattern, seen[start:]):
-                return seen
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{seen[-3000:]}")

@@ -21,12 +21,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
 import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,12 @@ from typing import Any
 import pytest
 
 from harness import access_lab
-from harness.users import KEEP_ENV, run_as
+from harness.poll import until
+from harness.tty import spawn
+from harness.users import run_as
 
 # the first use of the image makes it (debootstrap from the Debian mirror, about two minutes, once)
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
-BIN = Path(sys.executable).parent
 access_image = access_lab.access_image  # Debian with tmux (the generated images have it too)
 TRAIN = (
     "import time\ni = 0\nwhile True:\n    i += 1\n    print(f'step {i}', flush=True)\n    time.sleep(0.2)\n"
@@ -81,13 +80,7 @@ class Terminal:
     """`container-attach NAME` as the user on a pseudo-terminal."""
 
     def __init__(self, user: Any, name: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-        env.update(TERM="xterm", COLUMNS="120", LINES="40")
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: the user, on a real terminal
-            os.execvpe(
-                "runuser", ["runuser", "-u", user.name, "--", str(BIN / "container-attach"), name], env
-            )
+        self.pid, self.fd = spawn(user, "container-attach", name)  # the user, on a real terminal
         self.screen = ""
         self.cursor = 0
         self.closed = False
@@ -169,16 +162,6 @@ def shells(container: Any) -> int:
 def log_steps(path: Path) -> int:
     found = steps(path.read_text()) if path.exists() else []
     return found[-1] if found else 0
-
-
-def until(what: Any, timeout: float = 30) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_nohup_job_survives_a_dropped_terminal_and_the_log_grows(trainer):

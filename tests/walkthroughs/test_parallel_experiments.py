@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import re
-import select
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.poll import until
+from harness.tty import read_until, spawn, stop, wait_exit
 from harness.users import KEEP_ENV, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
@@ -93,16 +91,6 @@ def events_of(home: Path, kind: str) -> list[dict[str, Any]]:
     path = home / "log" / "events.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     return [e for e in map(json.loads, lines) if e["event_type"] == kind]
-
-
-def until(what: Any, timeout: float = 60.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def experiment_folders(home: Path, user: Any) -> list[str]:
@@ -210,8 +198,8 @@ def test_from_a_project_four_run_the_fifth_waits_for_a_retire(ds01_home, engine_
     assert "experiment-6" not in containers(engine_clean, alice)
     assert (root / "experiment-6" / "ds01-experiment.toml").exists()  # its workspace is ready meanwhile
     ok(run_as(alice, "container-retire", "experiment-3", "--yes"))
-    started = until(lambda: containers(engine_clean, alice).get("experiment-6"))
-    until(lambda: started.reload() or started.status == "running")
+    started = until(lambda: containers(engine_clean, alice).get("experiment-6"), 60)
+    until(lambda: started.reload() or started.status == "running", 60)
     assert started.image.tags == [image] and started.labels["ds01.gpu.slots"] == slots["experiment-3"]
 
 
@@ -236,49 +224,20 @@ def test_refusals_make_nothing(ds01_home, engine_clean, lab):
     assert experiment_folders(ds01_home, alice) == []
 
 
-def _read_until(fd: int, pattern: str, timeout: float = 120) -> str:
-    seen, end = "", time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 4096).decode(errors="replace")
-            except OSError:
-                break
-            if re.search(pattern, seen):
-                return seen
-    raise AssertionError(f"never saw {pattern!r}; the terminal showed:\n{seen[-3000:]}")
-
-
 def _on_a_terminal(user: Any, *argv: str, keys: bytes, expect: str) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k in (*KEEP_ENV, "PATH")}
-    env.update(TERM="xterm", COLUMNS="120", LINES="40")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the user on a real terminal
-        os.execvpe("runuser", ["runuser", "-u", user.name, "--", str(BIN / argv[0]), *argv[1:]], env)
+    pid, fd = spawn(user, *argv)  # the user on a real terminal
     try:
-        screen = _read_until(fd, r"not a project yet")
-        assert "reuse my-project's image" in _read_until(fd, r"cancel") or "reuse my-project" in screen
+        screen = read_until(fd, r"not a project yet", 120)
+        assert "reuse my-project's image" in read_until(fd, r"cancel", 120) or "reuse my-project" in screen
         os.write(fd, keys)
-        screen += _read_until(fd, expect)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status), screen
-            try:
-                select.select([fd], [], [], 0.5)
-                screen += os.read(fd, 4096).decode(errors="replace")
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"still running; the terminal showed:\n{screen[-3000:]}")
+        screen += read_until(fd, expect, 120)
+        code, rest = wait_exit(pid, fd, 120)
+        screen += rest
+        if code is None:
+            raise AssertionError(f"still running; the terminal showed:\n{screen[-3000:]}")
+        return code, screen
     finally:
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(fd)
+        stop(pid, fd)
 
 
 def test_on_a_terminal_a_new_name_is_offered_a_projects_image(ds01_home, engine_clean, lab):

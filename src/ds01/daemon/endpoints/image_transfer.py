@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ds01.daemon.endpoints.exec import Handoff, passes_stream
+from ds01.daemon.endpoints.images import image_name
 from ds01.daemon.routes import Request, route
 from ds01.daemon.schema import limit
 
@@ -37,12 +38,6 @@ class SaveBody:
     user: str | None = field(default=None, metadata=USER)
 
 
-def _name(req: Request[Any]) -> str:
-    """NAME, or a full `ds01-<uid>/<name>[:latest]` (its `/` splits the path into two parts)."""
-    p = req.params
-    return f"{p['repo']}/{p['name']}" if "repo" in p else p["name"]
-
-
 @route("POST", "/images/{name}/push", PushBody)
 @route("POST", "/images/{repo}/{name}/push", PushBody)
 def push(req: Request[PushBody]) -> dict[str, Any]:
@@ -52,7 +47,7 @@ def push(req: Request[PushBody]) -> dict[str, Any]:
 
     b = req.body
     target = parse_target(b.target)
-    ref = resolve_ref(req.ctx, _name(req), user=b.user)
+    ref = resolve_ref(req.ctx, image_name(req), user=b.user)
     login = Login(username=b.username, password=b.password, identitytoken=b.identitytoken)
     return push_image(req.ctx, ref, target, login, emit=lambda ev: req.emit("event", ev))
 
@@ -65,7 +60,7 @@ def save(req: Request[SaveBody], handoff: Handoff) -> dict[str, Any]:
     from ds01.atomic.images import resolve_ref
 
     ctx = req.ctx
-    ref = resolve_ref(ctx, _name(req), user=req.body.user)
+    ref = resolve_ref(ctx, image_name(req), user=req.body.user)
     chunks, result = save_chunks(ctx, ref)
     read_end, write_end = os.pipe()
     with contextlib.suppress(OSError):

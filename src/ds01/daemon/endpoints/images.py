@@ -60,7 +60,7 @@ def list_images(req: Request[ListBody]) -> list[dict[str, Any]]:
     return [i.as_dict() for i in listing(ctx, None if b.all_users else ctx.target_user(b.user))]
 
 
-def _name(req: Request[Any]) -> str:
+def image_name(req: Request[Any]) -> str:
     """NAME, or a full `ds01-<uid>/<name>[:latest]` (its `/` splits the path into two parts)."""
     p = req.params
     return f"{p['repo']}/{p['name']}" if "repo" in p else p["name"]
@@ -72,7 +72,7 @@ def image_info(req: Request[OneBody]) -> dict[str, Any]:
     from ds01.atomic.images import image_info as info
     from ds01.atomic.images import resolve_ref
 
-    return info(req.ctx, resolve_ref(req.ctx, _name(req), user=req.body.user)).as_dict()
+    return info(req.ctx, resolve_ref(req.ctx, image_name(req), user=req.body.user)).as_dict()
 
 
 @route("POST", "/images/build", BuildBody, upload=True)
@@ -99,7 +99,7 @@ def build(req: Request[BuildBody]) -> dict[str, Any]:
 def delete(req: Request[DeleteBody]) -> dict[str, Any]:
     from ds01.atomic.images import delete_image, resolve_ref
 
-    ref = resolve_ref(req.ctx, _name(req), user=req.body.user)
+    ref = resolve_ref(req.ctx, image_name(req), user=req.body.user)
     return delete_image(req.ctx, ref, force=req.body.force).as_dict()
 
 
@@ -109,7 +109,7 @@ def rollback(req: Request[OneBody]) -> dict[str, Any]:
     """`image-update NAME --rollback`: the previous image (kept by every rebuild) becomes the latest."""
     from ds01.atomic.images import resolve_ref, rollback_image
 
-    return rollback_image(req.ctx, resolve_ref(req.ctx, _name(req), user=req.body.user))
+    return rollback_image(req.ctx, resolve_ref(req.ctx, image_name(req), user=req.body.user))
 
 
 @route("POST", "/images/build-base", BaseBody, admin=True)
