@@ -80,3 +80,17 @@ def test_deploy_through_slurm_gets_the_jobs_gpus(
     plain = time.monotonic() - t0
     print(f"\nsubmit-to-running: through Slurm {took:.2f} s (Slurm: submitted {job['SubmitTime'][11:]}, "
           f"started {job['StartTime'][11:]}), plain deploy {plain:.2f} s")  # fmt: skip
+
+
+def test_mig_profile_is_refused_in_cluster_mode_with_one_line(
+    slurm_cluster: slurm.Cluster, slurm_world: Any, unix_users: Any, base_image_ref: str, engine_clean: Any
+) -> None:
+    """Known limit: Slurm's typed gres are not mapped to MIG slots; refused before any job."""
+    alice = unix_users["alice"]
+    refused = deploy(alice, slurm_cluster, "mig", "--mig-profile", "1g.10gb", "--image", base_image_ref)
+    assert refused.returncode == 2, refused.stderr
+    assert "--mig-profile is not available in cluster mode" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert json.loads(refused.stdout)["error"]["code"] == "usage"
+    assert slurm_cluster.jobs(alice.name) == []
+    assert engine_clean.api.containers(all=True) == []

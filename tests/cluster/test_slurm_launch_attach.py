@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from harness import slurm
 from harness.users import run_as
 
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs0s8bq9gGqk6q4y1PZKv0zW9n1o3lS2o7XK6TqfE1m alice@laptop\n"
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
@@ -58,6 +60,19 @@ def test_project_launch_through_slurm_and_attach_from_another_node(
     assert attached.returncode == 7, attached.stderr
     assert f"joining Slurm job {job['id']}" in attached.stderr, attached.stderr
     assert attached.stdout.split() == [str(alice.uid), "/workspace"], attached.stdout
+
+    # container-ssh (what a laptop's `ssh exp.ds01` runs) goes the same way, speaking SSH on the job's node
+    ssh_dir = alice.home / ".ssh"
+    ssh_dir.mkdir(exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(KEY)
+    for p in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(p, alice.uid, alice.gid)
+    try:
+        sshed = run_as(alice, "container-ssh", "exp", input="", env=slurm_cluster.env)
+    finally:
+        shutil.rmtree(ssh_dir)
+    assert f"joining Slurm job {job['id']}" in sshed.stderr, sshed.stderr
+    assert "has no OpenSSH server" in sshed.stderr  # the node's ds01d answered (busybox has no sshd)
 
     # another user: Slurm itself refuses bob a step in alice's job ...
     refused = srun_as(slurm_cluster, bob.name, f"--jobid={job['id']}", "--overlap", "true")

@@ -4,6 +4,7 @@ node's ds01d, with the user's own login, before the job's container is created o
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -80,3 +81,36 @@ def test_the_node_pulls_the_pushed_project_image_before_create(
         assert engine_clean.api.containers(all=True, filters={"label": f"ds01.uid={bob.uid}"}) == []
     finally:
         shutil.rmtree(alice.home / ".docker", ignore_errors=True)
+
+
+def test_an_image_of_another_user_under_ones_name_is_refused_and_dropped(
+    slurm_cluster: slurm.Cluster,
+    slurm_world: Any,
+    unix_users: Any,
+    base_image_ref: str,
+    engine_clean: Any,
+    reg: registry.Registry,
+) -> None:
+    """Someone with push rights puts an image labelled as bob's (`ds01.uid`) where alice's project image
+    would be: the node pulls it, refuses to run it for alice and removes it again."""
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    sections = slurm_world.slurm_sections
+    slurm_world.reconfigure(**{**sections, "cluster": {**sections["cluster"], "registry": reg.address}})
+    remote = f"{reg.address}/{alice.name}/exp"
+    recipe = f"FROM {base_image_ref}\nLABEL ds01.uid={bob.uid}\n".encode()
+    engine_clean.images.build(fileobj=io.BytesIO(recipe), tag=f"{remote}:latest", rm=True)
+    auth = {"username": reg.username, "password": PASSWORD}
+    pushed = engine_clean.images.push(remote, tag="latest", auth_config=auth)
+    assert "digest" in pushed, pushed
+    engine_clean.images.remove(f"{remote}:latest")
+    write_login(alice, reg.address)
+    try:
+        refused = run_as(alice, "container-deploy", "exp", "--gpus", "1", "--background", "--json",
+                         env=slurm_cluster.env, timeout=300)  # fmt: skip
+    finally:
+        shutil.rmtree(alice.home / ".docker", ignore_errors=True)
+    assert refused.returncode != 0 and "belongs to another user" in refused.stderr, refused.stderr
+    assert engine_clean.api.containers(all=True) == []
+    names = [t for i in engine_clean.images.list() for t in i.tags]
+    assert f"{remote}:latest" not in names and f"ds01-{alice.uid}/exp:latest" not in names, names
+    assert slurm_cluster.jobs(alice.name) == []

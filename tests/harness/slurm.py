@@ -79,6 +79,7 @@ InactiveLimit=0
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2
 JobCompType=jobcomp/none
+TaskProlog={root}/task-prolog
 {accounting}
 NodeName={node} NodeAddr=127.0.0.1 NodeHostname={node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres=gpu:{gpus} State=UNKNOWN
 NodeName={down_node} NodeAddr=127.0.0.1 Port={down_port} NodeHostname={down_node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres=gpu:{gpus} State=DOWN
@@ -178,6 +179,13 @@ class Cluster:
         deadline = time.monotonic() + 40
         while self.jobs() and time.monotonic() < deadline:
             time.sleep(0.2)
+
+    def node_env(self, **env: str) -> None:
+        """What every task on the node gets in its environment (as a node's own /etc/environment would
+        give it), e.g. DS01_SOCKET: the node's ds01d. No argument: nothing again."""
+        path = self.root / "node-env"
+        path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        path.chmod(0o644)
 
     def log_text(self) -> str:
         parts = []
@@ -337,6 +345,10 @@ def start_cluster(*, accounting: bool = False) -> Cluster:
             gpus=GPU_COUNT, ctld_port=CTLD_PORT, slurmd_port=SLURMD_PORT, down_port=DOWN_PORT,
             munge_socket=munge_socket, root=root, accounting=acct,
         ))  # fmt: skip
+        prolog = root / "task-prolog"  # the node's own environment for each task (Cluster.node_env)
+        env_file = root / "node-env"
+        prolog.write_text(f"#!/bin/sh\n[ -r {env_file} ] && sed 's/^/export /' {env_file}\nexit 0\n")
+        prolog.chmod(0o755)
         inventory = root / "gpus.yaml"
         inventory.write_text(GPU_INVENTORY)
         cluster.inventory = inventory

@@ -3,6 +3,8 @@ output paths: Slurm keeps spaces and newlines in them) are kept from posing as S
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ds01.atomic.slurm_jobs import expand_indices, parse_job, verify_job
@@ -68,3 +70,28 @@ def test_refusals_name_what_is_wrong() -> None:
 
 def test_index_lists() -> None:
     assert expand_indices("0-1,3") == (0, 1, 3) and expand_indices("2") == (2,)
+
+
+def test_where_a_node_pulls_from_the_lab_registry() -> None:
+    from types import SimpleNamespace
+
+    from ds01.daemon.endpoints.cluster import registry_ref
+
+    alice: Any = SimpleNamespace(name="alice", uid=1001)
+    reg = "registry.lab.example:5000"
+    assert registry_ref(reg, alice, "thesis", None) == f"{reg}/alice/thesis:latest"
+    assert registry_ref(reg, alice, "thesis", "pytorch/pytorch:2.3") == f"{reg}/pytorch/pytorch:2.3"
+    assert registry_ref(reg, alice, "thesis", "python:3.11") == f"{reg}/python:3.11"
+    assert registry_ref(reg, alice, "thesis", "nvcr.io/nvidia/jax:24.04") == "nvcr.io/nvidia/jax:24.04"
+    assert registry_ref(reg, alice, "thesis", "docker.io/library/busybox") == "docker.io/library/busybox"
+
+
+def test_the_srun_into_a_job_overlaps_and_runs_the_ds01_command_there() -> None:
+    from pathlib import Path
+
+    from ds01.cluster.submit import srun_argv
+
+    argv = srun_argv("42", "container-attach", "exp", pty=True)
+    assert argv[:5] == ["srun", "--jobid=42", "--overlap", "--quiet", "--pty"]
+    assert Path(argv[5]).name == "container-attach" and argv[6:] == ["exp"]
+    assert "--pty" not in srun_argv("42", "container-ssh", "exp", pty=False)

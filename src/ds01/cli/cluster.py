@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,9 +21,10 @@ def cluster_step(
     ] = None,
 ) -> None:
     """The step of a ds01 Slurm job: runs the container on this node while the job lives (not for people)."""
+    from ds01.cli.image_transfer import login_for
     from ds01.cluster.step import run_step
 
-    raise typer.Exit(run_step(connect(False), name, image))
+    raise typer.Exit(run_step(connect(False), name, image, login_for))
 
 
 def slurm_jobs(client: Client) -> list[dict[str, Any]] | None:
@@ -81,15 +81,6 @@ def client_user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def srun_argv(job_id: str, command: str, *args: str, pty: bool) -> list[str]:
-    """The user's own `srun` into the job: a step that overlaps the running one, on the job's node, where
-    that node's ds01d judges the caller again (the peer uid of its socket)."""
-    from ds01.cluster.submit import ds01_program
-
-    program = str(Path(ds01_program()).with_name(command))
-    return ["srun", f"--jobid={job_id}", "--overlap", "--quiet", *(["--pty"] if pty else []), program, *args]
-
-
 def on_its_node(
     client: Client, name: str, command: str, *args: str, user: str | None, pty: bool
 ) -> int | None:
@@ -98,6 +89,7 @@ def on_its_node(
     import shutil
     import subprocess
 
+    from ds01.cluster.submit import srun_argv
     from ds01.errors import OperationFailed
 
     if user is not None:

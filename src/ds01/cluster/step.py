@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -37,16 +38,15 @@ def job_gpus(environ: dict[str, str]) -> tuple[str, tuple[int, ...]]:
     return job_id, indices
 
 
-def registry_login(client: Client) -> dict[str, str]:
-    """The user's own login to the lab registry (`cluster.registry`) from ~/.docker/config.json, read with
-    the user's rights, for the node's pull of the image when it is not there yet; `{}` without one."""
+def registry_login(client: Client, login_for: Callable[[str], dict[str, str]] | None) -> dict[str, str]:
+    """The user's own login to the lab registry (`cluster.registry`), read with the user's rights by
+    `login_for` (cli: from ~/.docker/config.json), for the node's pull of the image when it is not there
+    yet; `{}` without one."""
     from ds01.client import path_of
 
     registry = client.call("GET", path_of("cluster")).get("registry")
-    if not registry:
+    if not registry or login_for is None:
         return {}
-    from ds01.cli.image_transfer import login_for
-
     try:
         return login_for(str(registry))
     except UsageError as err:  # an unreadable config: try the pull without a login
@@ -54,7 +54,9 @@ def registry_login(client: Client) -> dict[str, str]:
         return {}
 
 
-def run_step(client: Client, name: str, image: str | None) -> int:
+def run_step(
+    client: Client, name: str, image: str | None, login_for: Callable[[str], dict[str, str]] | None = None
+) -> int:
     from ds01.client import path_of
 
     job_id, indices = job_gpus(dict(os.environ))
@@ -66,7 +68,7 @@ def run_step(client: Client, name: str, image: str | None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     body = {"job_id": job_id, "name": name, "gpu_indices": list(indices), "image": image,
-            **registry_login(client)}  # fmt: skip
+            **registry_login(client, login_for)}  # fmt: skip
     result = client.call("POST", path_of("cluster", "start"), body)
     container = result["container"]
     client.out.info(f"Slurm job {job_id}: {container} runs with GPUs {','.join(map(str, indices))}")

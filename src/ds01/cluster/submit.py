@@ -40,6 +40,13 @@ def ds01_program() -> str:
     return str(here) if here.exists() else (shutil.which("ds01") or "ds01")
 
 
+def srun_argv(job_id: str, command: str, *args: str, pty: bool) -> list[str]:
+    """The user's own `srun` into the job: a step that overlaps the running one, on the job's node, where
+    that node's ds01d judges the caller again (the peer uid of its socket)."""
+    program = str(Path(ds01_program()).with_name(command))
+    return ["srun", f"--jobid={job_id}", "--overlap", "--quiet", *(["--pty"] if pty else []), program, *args]
+
+
 def log_dir() -> Path:
     """Where the job's output goes: the user's own cache (the user's own rights, home on shared storage)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -157,17 +164,37 @@ def wait_running(
         time.sleep(POLL_S)
 
 
+def entry_on_node(job_id: str, name: str) -> dict[str, Any]:
+    """NAME's container-list entry from the ds01d of the job's node (another node than this one): the user's
+    own `srun --jobid ID --overlap container-list --json` there; `{}` while it is not there yet."""
+    import json
+
+    done = _slurm(srun_argv(job_id, "container-list", "--json", pty=False))
+    try:
+        entries = json.loads(done.stdout) if done.returncode == 0 else []
+    except ValueError:
+        entries = []
+    return next((e for e in entries if isinstance(e, dict) and e.get("name") == name), {})
+
+
 def wait_container(client: Client, name: str, job_id: str) -> dict[str, Any]:
-    """The container's list entry once the job's step has it running on its node."""
+    """The container's list entry once the job's step has it running on its node: from this ds01d when the
+    job runs here, else from the job's node through `srun --overlap` (a deploy typed on a login node)."""
     from ds01.client import path_of
     from ds01.errors import NotFound
 
+    here = client.call("GET", path_of("cluster")).get("node")
     deadline = time.monotonic() + START_S
+    st = job_state(job_id)
     while time.monotonic() < deadline:
-        try:
-            entry: dict[str, Any] = client.call("GET", path_of("containers", name), {})
-        except NotFound:
-            entry = {}
+        elsewhere = st is not None and bool(st.nodes) and st.nodes != here
+        if elsewhere:
+            entry = entry_on_node(job_id, name)
+        else:
+            try:
+                entry = client.call("GET", path_of("containers", name), {})
+            except NotFound:
+                entry = {}
         if entry.get("slurm_job") == job_id and entry.get("status") == "running":
             return entry
         st = job_state(job_id)
@@ -176,7 +203,7 @@ def wait_container(client: Client, name: str, job_id: str) -> dict[str, Any]:
                 f"Slurm job {job_id} ended before its container started{_output_tail(job_id)}",
                 hint=f"its output: {log_dir() / (job_id + '.out')}",
             )
-        time.sleep(POLL_S)
+        time.sleep(4 * POLL_S if elsewhere else POLL_S)
     cancel(job_id)
     raise OperationFailed(f"the container of Slurm job {job_id} did not start within {START_S:g} s")
 

@@ -118,13 +118,11 @@ class StepStartBody:
 def registry_ref(registry: str, owner: User, name: str, image: str | None) -> str:
     """Where a node pulls from: the project's image as `image-push` put it, `<registry>/<user>/<name>:latest`
     (the name project-export uses too); an explicit image without a registry host, `<registry>/<image>`."""
-    from ds01.project.build_view import registry_of
-    from ds01.registry_ref import DOCKER_HUB
-
     if image is None:
         return f"{registry}/{owner.name}/{name}:latest"
-    explicit_hub = image.startswith(("docker.io/", "index.docker.io/"))
-    return f"{registry}/{image}" if registry_of(image) == DOCKER_HUB and not explicit_hub else image
+    first, slash, _ = image.partition("/")
+    has_host = bool(slash) and ("." in first or ":" in first or first == "localhost")
+    return image if has_host else f"{registry}/{image}"
 
 
 def node_image(ctx: Context, owner: User, name: str, b: StepStartBody) -> str | None:
@@ -135,18 +133,24 @@ def node_image(ctx: Context, owner: User, name: str, b: StepStartBody) -> str | 
     from ds01.atomic.container_create import check_image_owner
     from ds01.atomic.image_transfer import Login
     from ds01.docker_gateway import engine_errors
-    from ds01.project.build_view import registry_of
 
     registry = ctx.config.cluster.registry
     local = b.image or naming.image_name(name, owner.uid)
     if not registry or ctx.gateway.image_inspect(local) is not None:
         return b.image
     remote = registry_ref(registry, owner, name, b.image)
+    if not remote.startswith(f"{registry}/"):
+        return b.image  # only the lab registry is pulled from (another host's image: "not on this host")
+    if ctx.gateway.image_inspect(remote) is not None:
+        raise OperationFailed(
+            f"{remote} already names an image on this node; ds01 will not move that name",
+            hint="an admin removes that tag on this node",
+        )
     login = Login(b.username, b.password, b.identitytoken)
     last = remote.rsplit("/", 1)[-1]
     repository, tag = remote.rsplit(":", 1) if ":" in last else (remote, "latest")
     ctx.out.info(f"{local} is not on this node: pulling {remote}")
-    auth = login.auth_config(registry_of(remote)) or {}  # `{}`, never None: else ds01d's own stored login
+    auth = login.auth_config(registry) or {}  # `{}`, never None: else docker-py sends ds01d's stored login
     try:
         with engine_errors(f"pull {remote}"):
             for item in ctx.gateway.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth):

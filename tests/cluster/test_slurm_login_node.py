@@ -1,0 +1,79 @@
+"""A deploy typed on a login node: the job runs on the node Slurm picks, whose own ds01d makes the container;
+the command follows it there (`srun --jobid ID --overlap container-list`) and the shell reaches it the same
+way. On this one host a second ds01d plays the login node (its own socket, state and `node_name`); each
+task on the Slurm node talks to the node's ds01d, as a node's default socket would."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import daemon, slurm
+from harness.users import run_as
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def ok(result: Any) -> Any:
+    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture
+def login_node(slurm_cluster: slurm.Cluster, slurm_world: Any) -> Iterator[daemon.Ds01d]:
+    """ds01d of a login host `ds01-login` (same config, engine and shared workspaces; its own state)."""
+    root = slurm_world / "login"
+    for sub, mode in (("", 0o755), ("state", 0o700), ("log", 0o700)):
+        (root / sub).mkdir(mode=mode, exist_ok=True)
+    config = yaml.safe_load(slurm_world.config.read_text())
+    paths = {"state_dir": root / "state", "log_dir": root / "log", "socket": root / "sock"}
+    config["paths"].update({k: str(v) for k, v in paths.items()})
+    config["cluster"]["node_name"] = "ds01-login"
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    server = daemon.start_ds01d(root / "config.yaml", root / "sock")
+    slurm_cluster.node_env(DS01_SOCKET=str(slurm_world.socket))  # tasks on ds01-n1: the node's ds01d
+    yield server
+    slurm_cluster.node_env()
+    daemon.stop_ds01d(server)
+
+
+def test_a_deploy_on_a_login_node_follows_its_container_to_the_jobs_node(
+    slurm_cluster: slurm.Cluster,
+    slurm_world: Any,
+    login_node: daemon.Ds01d,
+    unix_users: Any,
+    base_image_ref: str,
+    engine_clean: Any,
+) -> None:
+    alice = unix_users["alice"]
+    on_login = {**slurm_cluster.env, "DS01_SOCKET": str(login_node.socket)}
+    entry = json.loads(
+        ok(run_as(alice, "container-deploy", "exp", "--gpus", "1", "--image", base_image_ref, "--background",
+                  "--json", env=on_login, timeout=300)).stdout
+    )  # fmt: skip
+    [job] = slurm_cluster.jobs(alice.name)
+    assert entry["slurm_job"] == job["id"] and entry["status"] == "running" and job["state"] == "RUNNING"
+    assert entry["gpus"][0]["slot"] in {"0", "1", "2", "3"}
+    # the node's ds01d made it (its state and events), the login node's holds nothing
+    node_events = (slurm_world / "log" / "events.jsonl").read_text()
+    assert '"slurm-start"' in node_events
+    login_events = slurm_world / "login" / "log" / "events.jsonl"
+    assert not login_events.exists() or '"slurm-start"' not in login_events.read_text()
+    # the shell from the login node lands in the container on the job's node
+    attached = run_as(alice, "container-attach", "exp", input="id -u; exit 4\n", env=on_login)
+    assert attached.returncode == 4 and attached.stdout.split() == [str(alice.uid)], attached.stderr
+    assert f"joining Slurm job {job['id']}" in attached.stderr
+    # the login node's ds01d was asked for the deploy plan only: the container's entry and the shell came
+    # from the node's ds01d, asked by alice's tasks in her job
+    asked = re.compile(r" ds01d DEBUG (?:GET|POST) (/\S+) (\d+) ")
+    login_asks = asked.findall(login_node.log_text())
+    assert ("/deploy", str(alice.uid)) in login_asks
+    assert not [p for p, _ in login_asks if p.startswith("/containers")], login_asks
+    node_asks = asked.findall(slurm_world.server.log_text())
+    assert ("/containers", str(alice.uid)) in node_asks  # the wait's container-list through srun
+    assert [p for p, uid in node_asks if p.endswith("/exec") and uid == str(alice.uid)], node_asks
