@@ -17,3 +17,12 @@ def slurm_world(slurm_cluster: slurm.Cluster, ds01_home: Any, unix_users: Any, e
     ds01_home.reconfigure(**ds01_home.slurm_sections)
     yield ds01_home
     slurm_cluster.cancel_all()
+
+
+@pytest.fixture
+def slurm_mig(slurm_cluster: slurm.Cluster, slurm_world: Any) -> Any:
+    """The same cluster and ds01d with MIG: the node's GPUs as `slurm.MIG_LAYOUT` (whole GPU 0, GPUs 1 and 2
+    split), Slurm's gres typed by profile; back to 4 whole GPUs afterwards."""
+    slurm.use_mig(slurm_cluster, True)
+    yield slurm_cluster
+    slurm.use_mig(slurm_cluster, False)

@@ -82,14 +82,54 @@ def test_deploy_through_slurm_gets_the_jobs_gpus(
           f"started {job['StartTime'][11:]}), plain deploy {plain:.2f} s")  # fmt: skip
 
 
-def test_mig_profile_is_refused_in_cluster_mode_with_one_line(
+def test_a_mig_deploy_gets_exactly_the_slot_of_the_jobs_index(
+    slurm_mig: slurm.Cluster, slurm_world: Any, unix_users: Any, base_image_ref: str, engine_clean: Any
+) -> None:
+    """`--mig-profile 3g.40gb` through Slurm: a typed gres job; the container holds exactly the MIG slot
+    behind the job's IDX (Slurm's device file of that index is ds01's slot of that position)."""
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    slots = [s for s in gpu_status(alice)["slots"]]
+    files = slurm.gres_files(slurm_mig)
+    assert len(files) == len(slots) == 8
+    got = []
+    for user, name in ((alice, "mig-a"), (bob, "mig-b")):
+        entry = json.loads(
+            ok(deploy(user, slurm_mig, name, "--mig-profile", "3g.40gb", "--image", base_image_ref)).stdout
+        )
+        [job] = [j for j in slurm_mig.jobs(user.name) if j["name"] == f"ds01:{name}"]
+        detail = slurm_mig.job(job["id"])
+        assert detail["GRES"].startswith("gpu:3g.40gb:1(IDX:"), detail["GRES"]
+        [idx] = slurm.job_gpu_indices(detail)
+        slot = slots[files[idx]]  # the slot Slurm's device of that index stands for
+        assert slot["profile"] == "3g.40gb" and slot["kind"] == "mig"
+        inspect = engine_clean.api.inspect_container(entry["container"])
+        requests = inspect["HostConfig"].get("DeviceRequests") or []
+        assert [d for r in requests for d in r.get("DeviceIDs") or []] == [slot["uuid"]]
+        assert inspect["Config"]["Labels"]["ds01.gpu.uuids"] == slot["uuid"]
+        got.append(slot["id"])
+    assert len(set(got)) == 2
+    held = {s["id"]: s["holder"]["container"] for s in gpu_status(alice)["slots"] if s["holder"]}
+    assert held == dict(zip(got, ["mig-a", "mig-b"], strict=True))
+    # a MIG profile the node has none of: Slurm cannot run the job, nothing is created
+    refused = deploy(alice, slurm_mig, "mig-c", "--mig-profile", "7g.80gb", "--image", base_image_ref)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert [j["name"] for j in slurm_mig.jobs(alice.name)] == ["ds01:mig-a"]
+    # retire: the job goes, the slot is free
+    ok(run_as(alice, "container-retire", "mig-a", "--yes", env=slurm_mig.env))
+    deadline = time.monotonic() + 30
+    while slurm_mig.jobs(alice.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slurm_mig.jobs(alice.name) == []
+    assert {s["id"] for s in gpu_status(alice)["slots"] if s["holder"]} == {got[1]}
+
+
+def test_a_bad_mig_profile_is_refused_with_one_line(
     slurm_cluster: slurm.Cluster, slurm_world: Any, unix_users: Any, base_image_ref: str, engine_clean: Any
 ) -> None:
-    """Known limit: Slurm's typed gres are not mapped to MIG slots; refused before any job."""
     alice = unix_users["alice"]
-    refused = deploy(alice, slurm_cluster, "mig", "--mig-profile", "1g.10gb", "--image", base_image_ref)
+    refused = deploy(alice, slurm_cluster, "mig", "--mig-profile", "3g.40gb:9", "--image", base_image_ref)
     assert refused.returncode == 2, refused.stderr
-    assert "--mig-profile is not available in cluster mode" in refused.stderr
+    assert "is not a MIG profile name" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert json.loads(refused.stdout)["error"]["code"] == "usage"
     assert slurm_cluster.jobs(alice.name) == []

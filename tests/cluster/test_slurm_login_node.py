@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,3 +79,40 @@ def test_a_deploy_on_a_login_node_follows_its_container_to_the_jobs_node(
     node_asks = asked.findall(slurm_world.server.log_text())
     assert ("/containers", str(alice.uid)) in node_asks  # the wait's container-list through srun
     assert [p for p, uid in node_asks if p.endswith("/exec") and uid == str(alice.uid)], node_asks
+
+
+def test_a_retire_on_a_login_node_retires_the_container_on_the_jobs_node(
+    slurm_cluster: slurm.Cluster,
+    slurm_world: Any,
+    login_node: daemon.Ds01d,
+    unix_users: Any,
+    base_image_ref: str,
+    engine_clean: Any,
+) -> None:
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    on_login = {**slurm_cluster.env, "DS01_SOCKET": str(login_node.socket)}
+    entry = json.loads(
+        ok(run_as(alice, "container-deploy", "exp", "--gpus", "1", "--image", base_image_ref, "--background",
+                  "--json", env=on_login, timeout=300)).stdout
+    )  # fmt: skip
+    [job] = slurm_cluster.jobs(alice.name)
+    ws = slurm_world / "ws" / alice.name / "exp"
+    subprocess.run(["runuser", "-u", alice.name, "--", "sh", "-c", f"echo kept > {ws / 'note'}"], check=True)
+    # another user's retire of that name on the login node finds nothing of theirs: nothing changes
+    other = run_as(bob, "container-retire", "exp", "--yes", env=on_login)
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert [j["state"] for j in slurm_cluster.jobs(alice.name)] == ["RUNNING"]
+    # the owner's retire on the login node: the node's ds01d removes the container, Slurm's job is over
+    done = ok(run_as(alice, "container-retire", "exp", "--yes", "--json", env=on_login, timeout=120))
+    assert "retiring it there" in done.stderr
+    [result] = json.loads(done.stdout)
+    assert result["name"] == "exp" and result["container"] == entry["container"]
+    deadline = time.monotonic() + 30
+    while slurm_cluster.jobs(alice.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slurm_cluster.jobs(alice.name) == []
+    assert slurm_cluster.job(job["id"]).get("JobState") in ("CANCELLED", "COMPLETED", None)
+    assert engine_clean.api.containers(all=True, filters={"name": entry["container"]}) == []
+    node_events = (slurm_world / "log" / "events.jsonl").read_text()
+    assert '"retire"' in node_events
+    assert (ws / "note").read_text() == "kept\n"  # the workspace stays

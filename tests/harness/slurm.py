@@ -6,6 +6,8 @@ The node `ds01-n1` (this host, 127.0.0.1) has 4 GPUs as a `gpu` gres over dummy 
 the 4 GPUs of `GPU_INVENTORY`, the simulated inventory ds01d probes. A second node, `ds01-n2`, is declared
 but never runs a slurmd (its port is one nothing listens on): it is down, so a job asked onto it pends.
 
+`use_mig` switches the running cluster to a node with MIG instances (`MIG_LAYOUT`, typed gres) and back.
+
 slurmctld and slurmd listen on fixed ports, so one test cluster runs per host at a time: the cluster holds a
 host-wide lock for its whole life. Clients find it through SLURM_CONF (`Cluster.env`).
 """
@@ -42,6 +44,45 @@ PROGRAMS = ("munged", "slurmctld", "slurmd", "scontrol", "sbatch", "squeue", "sc
 GPU_INVENTORY = "gpus:\n" + "".join(
     "  - name: NVIDIA A100-SXM4-80GB\n    memory_mib: 81920\n    slices: 7\n" for _ in range(GPU_COUNT)
 )
+
+# The MIG layout (`Cluster.use_mig`): GPU 0 whole, GPUs 1 and 2 split into MIG instances. Slurm sees one
+# typed gres device per ds01 slot, listed in ds01's slot order (GPU index, then the GPU's instances in the
+# probe's order), so gres index N is ds01's N-th slot: 0 = GPU 0, 1 = 1.0 (1g.10gb), 2 = 1.1 (3g.40gb),
+# 3 = 1.2 (3g.40gb), 4 = 2.0 (3g.40gb), 5 = 2.1 (2g.20gb), 6 = 2.2 (1g.10gb), 7 = 2.3 (1g.10gb).
+MIG_LAYOUT: tuple[tuple[str, ...] | None, ...] = (
+    None,
+    ("1g.10gb", "3g.40gb", "3g.40gb"),
+    ("3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"),
+)
+WHOLE_TYPE = "a100"  # the Type of a whole GPU's gres line in the MIG layout
+
+
+def mig_inventory() -> str:
+    lines = ["gpus:\n"]
+    for migs in MIG_LAYOUT:
+        lines.append("  - name: NVIDIA A100-SXM4-80GB\n    memory_mib: 81920\n    slices: 7\n")
+        if migs is not None:
+            lines.append("    mig:\n" + "".join(f"      - profile: {p}\n" for p in migs))
+    return "".join(lines)
+
+
+def mig_types() -> list[str]:
+    """The gres Type of each ds01 slot, in ds01's slot order (= gres index)."""
+    return [t for migs in MIG_LAYOUT for t in (migs if migs is not None else (WHOLE_TYPE,))]
+
+
+def _gres_lines(mig: bool) -> tuple[str, str, int]:
+    """gres.conf, the nodes' `Gres=` and the number of device files, for the plain or the MIG layout."""
+    nodes = f"NodeName={NODE},{DOWN_NODE}"
+    if not mig:
+        return f"{nodes} Name=gpu File=/dev/nvidia[0-{GPU_COUNT - 1}]\n", f"gpu:{GPU_COUNT}", GPU_COUNT
+    types = mig_types()
+    conf = "".join(f"{nodes} Name=gpu Type={t} File=/dev/nvidia{i}\n" for i, t in enumerate(types))
+    counts: dict[str, int] = {}
+    for t in types:
+        counts[t] = counts.get(t, 0) + 1
+    return conf, ",".join(f"gpu:{t}:{n}" for t, n in counts.items()), len(types)
+
 
 SLURM_CONF = """\
 ClusterName=ds01test
@@ -81,8 +122,8 @@ SchedulerParameters=sched_interval=2
 JobCompType=jobcomp/none
 TaskProlog={root}/task-prolog
 {accounting}
-NodeName={node} NodeAddr=127.0.0.1 NodeHostname={node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres=gpu:{gpus} State=UNKNOWN
-NodeName={down_node} NodeAddr=127.0.0.1 Port={down_port} NodeHostname={down_node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres=gpu:{gpus} State=DOWN
+NodeName={node} NodeAddr=127.0.0.1 NodeHostname={node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres={gres} State=UNKNOWN
+NodeName={down_node} NodeAddr=127.0.0.1 Port={down_port} NodeHostname={down_node} CPUs=64 Boards=1 SocketsPerBoard=1 CoresPerSocket=64 ThreadsPerCore=1 RealMemory=512000 Gres={gres} State=DOWN
 PartitionName={partition} Nodes={node},{down_node} Default=YES MaxTime=INFINITE State=UP
 """  # noqa: E501
 
@@ -127,6 +168,8 @@ class Cluster:
     partition: str = PARTITION
     inventory: Path | None = None
     startup_s: float = 0.0
+    munge_socket: Path | None = None
+    mig: bool = False  # the MIG layout (`use_mig`)
 
     @property
     def env(self) -> dict[str, str]:
@@ -224,15 +267,73 @@ def _take_lock(timeout: float = 600) -> IO[bytes]:
             time.sleep(0.5)
 
 
-def _make_devices() -> list[Path]:
+def _make_devices(count: int) -> list[Path]:
     made = []
-    for i in range(GPU_COUNT):
+    for i in range(count):
         path = Path(f"/dev/nvidia{i}")
         if path.exists() or path.is_symlink():
-            continue  # a real (or another's) device: used as it is, never replaced nor removed
+            continue  # a real (or another's, or made before) device: used as it is, never replaced
         os.mknod(path, 0o600 | 0o020000, os.makedev(NVIDIA_MAJOR, i))
         made.append(path)
     return made
+
+
+def _write_layout(cluster: Cluster, *, mig: bool) -> None:
+    """gres.conf, slurm.conf, the dummy device files and the simulated inventory ds01d probes, for the
+    plain layout (4 whole GPUs) or the MIG one (`MIG_LAYOUT`)."""
+    gres_conf, gres, devices = _gres_lines(mig)
+    cluster.devices += _make_devices(devices)
+    (cluster.root / "gres.conf").write_text(gres_conf)
+    acct = (
+        ACCOUNTING.format(dbd_port=DBD_PORT, munge_socket=cluster.munge_socket)
+        if cluster.accounting
+        else "AccountingStorageType=accounting_storage/none"
+    )
+    cluster.conf.write_text(SLURM_CONF.format(
+        ctld_host=socket.gethostname().split(".")[0], node=NODE, down_node=DOWN_NODE, partition=PARTITION,
+        gres=gres, ctld_port=CTLD_PORT, slurmd_port=SLURMD_PORT, down_port=DOWN_PORT,
+        munge_socket=cluster.munge_socket, root=cluster.root, accounting=acct,
+    ))  # fmt: skip
+    inventory = cluster.root / "gpus.yaml"
+    inventory.write_text(mig_inventory() if mig else GPU_INVENTORY)
+    cluster.inventory = inventory
+    cluster.mig = mig
+
+
+def _start_slurm(cluster: Cluster, *, clear: bool = False) -> None:
+    _spawn(cluster, "slurmctld", [_which("slurmctld"), "-D", "-i", *(["-c"] if clear else []),
+                                  "-f", str(cluster.conf)])  # fmt: skip
+    _wait(cluster, "slurmctld", lambda: cluster.run("scontrol", "ping", check=False).returncode == 0)
+    _spawn(cluster, "slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", str(cluster.conf)])
+    _wait(cluster, "slurmd", lambda: _node_idle(cluster))
+
+
+def _stop_process(cluster: Cluster, name: str) -> None:
+    proc = cluster.processes.pop(name, None)
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def use_mig(cluster: Cluster, mig: bool) -> None:
+    """Switch the running cluster to the MIG layout (or back): no jobs left, slurmctld and slurmd restarted
+    on the new gres.conf with a clean state (about a second)."""
+    if cluster.mig == mig:
+        return
+    cluster.cancel_all()
+    for name in ("slurmd", "slurmctld"):
+        _stop_process(cluster, name)
+    _write_layout(cluster, mig=mig)
+    for spool in cluster.root.glob("slurmd-*"):
+        if spool.is_dir():
+            shutil.rmtree(spool, ignore_errors=True)
+    _start_slurm(cluster, clear=True)
 
 
 def _spawn(cluster: Cluster, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -329,36 +430,17 @@ def start_cluster(*, accounting: bool = False) -> Cluster:
     root.chmod(0o755)
     cluster = Cluster(root=root, conf=root / "slurm.conf", accounting=accounting, lock=lock)
     try:
-        cluster.devices = _make_devices()
-        munge_socket = _start_munge(cluster)
+        cluster.munge_socket = _start_munge(cluster)
         (root / "ctld").mkdir()
-        (root / "gres.conf").write_text(
-            f"NodeName={NODE},{DOWN_NODE} Name=gpu File=/dev/nvidia[0-{GPU_COUNT - 1}]\n"
-        )
-        acct = (
-            ACCOUNTING.format(dbd_port=DBD_PORT, munge_socket=munge_socket)
-            if accounting
-            else "AccountingStorageType=accounting_storage/none"
-        )
-        cluster.conf.write_text(SLURM_CONF.format(
-            ctld_host=socket.gethostname().split(".")[0], node=NODE, down_node=DOWN_NODE, partition=PARTITION,
-            gpus=GPU_COUNT, ctld_port=CTLD_PORT, slurmd_port=SLURMD_PORT, down_port=DOWN_PORT,
-            munge_socket=munge_socket, root=root, accounting=acct,
-        ))  # fmt: skip
         prolog = root / "task-prolog"  # the node's own environment for each task (Cluster.node_env)
         env_file = root / "node-env"
         prolog.write_text(f"#!/bin/sh\n[ -r {env_file} ] && sed 's/^/export /' {env_file}\nexit 0\n")
         prolog.chmod(0o755)
-        inventory = root / "gpus.yaml"
-        inventory.write_text(GPU_INVENTORY)
-        cluster.inventory = inventory
+        _write_layout(cluster, mig=False)
         if accounting:
-            _start_database(cluster, munge_socket)
+            _start_database(cluster, cluster.munge_socket)
             cluster.run("sacctmgr", "-i", "add", "cluster", "ds01test")
-        _spawn(cluster, "slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(cluster.conf)])
-        _wait(cluster, "slurmctld", lambda: cluster.run("scontrol", "ping", check=False).returncode == 0)
-        _spawn(cluster, "slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", str(cluster.conf)])
-        _wait(cluster, "slurmd", lambda: _node_idle(cluster))
+        _start_slurm(cluster)
     except BaseException:
         stop_cluster(cluster)
         raise
@@ -372,16 +454,7 @@ def stop_cluster(cluster: Cluster) -> None:
         if "slurmctld" in cluster.processes and cluster.processes["slurmctld"].poll() is None:
             cluster.cancel_all()
     for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
-        proc = cluster.processes.get(name)
-        if proc is None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop_process(cluster, name)
     for path in cluster.devices:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -443,3 +516,18 @@ def sbatch_as(cluster: Cluster, user: str, *args: str, script: str = "sleep 600"
     if done.returncode != 0:
         raise RuntimeError(f"sbatch as {user} failed: {done.stderr.strip()}")
     return done.stdout.strip().split(";")[0]
+
+
+def gres_files(cluster: Cluster) -> list[int]:
+    """Slurm's own numbering of the node's gpu devices: for gres index N, the number K of its device file
+    /dev/nvidiaK (slurmd -G lists the devices in index order). In the harness's gres.conf, device K is
+    ds01's K-th slot, so this is how Slurm's IDX lines up with ds01's slots, seen from Slurm's side."""
+    done = subprocess.run(
+        [_which("slurmd"), "-G", "-N", cluster.node, "-f", str(cluster.conf)],
+        capture_output=True, text=True, env={**os.environ, **cluster.env}, timeout=30,
+    )  # fmt: skip
+    out = []
+    for line in (done.stdout + done.stderr).splitlines():
+        if " Name=gpu " in line and "File=/dev/nvidia" in line:
+            out.append(int(line.split("File=/dev/nvidia")[1].split()[0]))
+    return out

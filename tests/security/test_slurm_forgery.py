@@ -24,12 +24,13 @@ def world(slurm_cluster: slurm.Cluster, ds01_home: Any, unix_users: Any, engine_
     slurm_cluster.cancel_all()
 
 
-def step(user: Any, job_id: str, gpus: str, name: str = "forged", image: str | None = None) -> Any:
-    """`ds01 cluster-step` as the user, with the Slurm variables the user chose."""
+def step(
+    user: Any, job_id: str, gpus: str, name: str = "forged", image: str | None = None, mig: str | None = None
+) -> Any:
+    """`ds01 cluster-step` as the user, with the Slurm variables (and MIG profile) the user chose."""
     env = {"SLURM_JOB_ID": job_id, "SLURM_JOB_GPUS": gpus}
-    return run_as(
-        user, "ds01", "cluster-step", name, *(["--image", image] if image else []), env=env, timeout=60
-    )
+    extra = [*(["--image", image] if image else []), *(["--mig-profile", mig] if mig else [])]
+    return run_as(user, "ds01", "cluster-step", name, *extra, env=env, timeout=60)
 
 
 CALL = (
@@ -220,3 +221,44 @@ def test_root_gets_no_container_in_a_users_job_and_jobs_are_shown_to_their_owner
         (alice.name, "exp"),
         (bob.name, "exp"),
     }
+
+
+@pytest.fixture
+def mig_world(slurm_cluster: slurm.Cluster, world: Any) -> Any:
+    """The cluster and ds01d with MIG instances (`slurm.MIG_LAYOUT`), Slurm's gres typed by profile."""
+    slurm.use_mig(slurm_cluster, True)
+    yield world
+    slurm.use_mig(slurm_cluster, False)
+
+
+def test_a_forged_mig_index_or_profile_is_refused(
+    slurm_cluster: slurm.Cluster, mig_world: Any, unix_users: Any, engine_clean: Any, base_image_ref: str
+) -> None:
+    """A MIG job (`--gres=gpu:3g.40gb:1`): another 3g.40gb index, another profile, a claim of a whole GPU,
+    and a whole-GPU job claiming a MIG instance are refused; the owner's exact step is served."""
+    alice = unix_users["alice"]
+    mig_job = slurm.sbatch_as(slurm_cluster, alice.name, "--gres=gpu:3g.40gb:1")
+    [idx] = slurm.job_gpu_indices(slurm_cluster.wait_state(mig_job, {"RUNNING"}, timeout=30))
+    types = slurm.mig_types()
+    files = slurm.gres_files(slurm_cluster)
+    same_profile = [n for n, k in enumerate(files) if types[k] == "3g.40gb" and n != idx]
+    assert len(same_profile) == 2
+    whole = slurm.sbatch_as(slurm_cluster, alice.name, f"--gres=gpu:{slurm.WHOLE_TYPE}:1")
+    [whole_idx] = slurm.job_gpu_indices(slurm_cluster.wait_state(whole, {"RUNNING"}, timeout=30))
+    before = sorted(c["Id"] for c in engine_clean.api.containers(all=True))
+    for forged in same_profile:  # an index of the same profile the job does not hold
+        refused(
+            step(alice, mig_job, str(forged), image=base_image_ref, mig="3g.40gb"), 5, "holds GPU indices"
+        )
+    refused(step(alice, mig_job, str(idx), image=base_image_ref, mig="1g.10gb"), 5, "not MIG 1g.10gb")
+    refused(step(alice, mig_job, str(idx), image=base_image_ref), 5, "not whole GPUs")
+    refused(step(alice, whole, str(whole_idx), image=base_image_ref, mig="3g.40gb"), 5, "not MIG 3g.40gb")
+    unchanged(engine_clean, mig_world, alice, before)
+    assert not any(s["holder"] for s in json.loads(run_as(alice, "gpu-status", "--json").stdout)["slots"])
+    # the owner's exact step is served, with the one slot behind the job's index
+    body = {"job_id": mig_job, "name": "ok", "gpu_indices": [idx], "image": base_image_ref,
+            "mig_profile": "3g.40gb"}  # fmt: skip
+    done = call_as(alice, "POST", "/v1/cluster/start", body)
+    assert done.returncode == 0, done.stderr
+    slots = json.loads(run_as(alice, "gpu-status", "--json").stdout)["slots"]
+    assert [s["id"] for s in slots if s["holder"]] == [slots[files[idx]]["id"]]

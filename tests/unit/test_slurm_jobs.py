@@ -95,3 +95,71 @@ def test_the_srun_into_a_job_overlaps_and_runs_the_ds01_command_there() -> None:
     assert argv[:5] == ["srun", "--jobid=42", "--overlap", "--quiet", "--pty"]
     assert Path(argv[5]).name == "container-attach" and argv[6:] == ["exp"]
     assert "--pty" not in srun_argv("42", "container-ssh", "exp", pty=False)
+
+
+def test_typed_gres_details_are_read_with_their_types() -> None:
+    from ds01.atomic.slurm_jobs import parse_gres
+
+    assert parse_gres("gpu:3g.40gb:1(IDX:4)") == ((4,), ("3g.40gb",))
+    assert parse_gres("gpu:2(IDX:2-3)") == ((2, 3), (None,))
+    # an untyped request on a node of typed gres: one entry per type, the empty ones hold nothing
+    assert parse_gres("gpu:a100:1(IDX:0),gpu:1g.10gb:0(IDX:),gpu:3g.40gb:0(IDX:)") == ((0,), ("a100",))
+    for bad in ("gpu:3g.40gb:2(IDX:4)", "gpu:1(IDX:0) gpu:1(IDX:1)", "gpu:1(IDX:0),x", ""):
+        assert parse_gres(bad) == ((), ())
+
+
+def test_a_mig_job_must_hold_exactly_the_profile_it_claims() -> None:
+    job = parse_job(RUNNING.replace("GRES=gpu:2(IDX:2-3)", "GRES=gpu:3g.40gb:1(IDX:4)"))
+    assert job is not None and job.gpu_types == ("3g.40gb",)
+    verify_job(job, uid=1001, node="n1", gpu_indices=[4], mig_profile="3g.40gb")
+    with pytest.raises(PermissionDenied, match=r"not MIG 1g\.10gb"):
+        verify_job(job, uid=1001, node="n1", gpu_indices=[4], mig_profile="1g.10gb")
+    with pytest.raises(PermissionDenied, match="not whole GPUs"):
+        verify_job(job, uid=1001, node="n1", gpu_indices=[4])
+    with pytest.raises(PermissionDenied, match="holds GPU indices"):
+        verify_job(job, uid=1001, node="n1", gpu_indices=[5], mig_profile="3g.40gb")
+    whole = parse_job(RUNNING)
+    assert whole is not None
+    with pytest.raises(PermissionDenied, match=r"not MIG 3g\.40gb"):
+        verify_job(whole, uid=1001, node="n1", gpu_indices=[2, 3], mig_profile="3g.40gb")
+
+
+def _slot(slot_id: str, profile: str | None) -> Any:
+    from ds01.gpu.model import Slot
+
+    kind = "mig" if profile else "gpu"
+    return Slot(slot_id, f"U-{slot_id}", kind, int(slot_id.split(".")[0]), "A100", profile, 1.0, 1, None, 0)
+
+
+def test_gres_indices_follow_slurms_records_one_per_type_in_order_of_appearance() -> None:
+    from ds01.atomic import slurm_jobs
+
+    slots = [_slot("0", None), _slot("1.0", "1g.10gb"), _slot("1.1", "3g.40gb"), _slot("1.2", "3g.40gb"),
+             _slot("2.0", "3g.40gb"), _slot("2.1", "2g.20gb"), _slot("2.2", "1g.10gb")]  # fmt: skip
+    order = [s.id for s in slurm_jobs.gres_order(slots)]
+    assert order == ["0", "1.0", "2.2", "1.1", "1.2", "2.0", "2.1"]
+    whole = [_slot(str(i), None) for i in range(4)]
+    assert [s.id for s in slurm_jobs.gres_order(whole)] == ["0", "1", "2", "3"]
+
+
+def test_a_node_whose_gres_records_do_not_match_its_slots_is_refused(monkeypatch: Any) -> None:
+    import subprocess
+
+    from ds01.atomic import slurm_jobs
+    from ds01.errors import OperationFailed
+
+    slots = [_slot("0", None), _slot("1.0", "1g.10gb"), _slot("1.1", "3g.40gb"), _slot("1.2", "3g.40gb")]
+    answer = {"text": "NodeName=n1 Gres=gpu:a100:1(S:0),gpu:1g.10gb:1,gpu:3g.40gb:2 State=IDLE"}
+
+    def scontrol(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        assert argv[:4] == ["scontrol", "-o", "show", "node"]
+        return subprocess.CompletedProcess(argv, 0, answer["text"], "")
+
+    monkeypatch.setattr(slurm_jobs, "_run", scontrol)
+    slurm_jobs.check_node_gres("n1", slots)
+    wrongs = ("Gres=gpu:4", "Gres=gpu:a100:1,gpu:3g.40gb:2,gpu:1g.10gb:1", "Gres=gpu:a100:1,gpu:3g.40gb:3",
+              "Gres=(null)")  # fmt: skip
+    for wrong in wrongs:
+        answer["text"] = f"NodeName=n1 {wrong} State=IDLE"
+        with pytest.raises(OperationFailed, match="do not match"):
+            slurm_jobs.check_node_gres("n1", slots)

@@ -96,7 +96,7 @@ def reserve_gpus(
         if inventory is not None:
             holdings += foreign_holdings(gateway, containers, inventory)
         if pinned is not None and inventory is not None:
-            allocation = _pinned(ctx, inventory, holdings, pinned)
+            allocation = _pinned(ctx, inventory, holdings, pinned, mig_profile)
         else:
             allocation = _allocate(ctx, owner, inventory, holdings, gpus, mig_profile, container)
         count = sum(
@@ -161,20 +161,29 @@ def _allocate(
 
 
 def _pinned(
-    ctx: Context, inventory: Inventory, holdings: list[Holding], indices: tuple[int, ...]
+    ctx: Context,
+    inventory: Inventory,
+    holdings: list[Holding],
+    indices: tuple[int, ...],
+    mig_profile: str | None = None,
 ) -> Allocation:
-    """The whole GPUs of these indices; Slurm's scheduler already applied the quotas. Slurm gave them to
-    this job, so a stopped container still holding one (an earlier job's, ended) is removed (its workspace
-    stays); a running one is refused."""
+    """The slots of these Slurm gres indices (`slurm_jobs.gres_order`): whole GPUs, or MIG instances of
+    `mig_profile`; Slurm's scheduler already applied the quotas. Slurm gave them to this job, so a stopped
+    container still holding one (an earlier job's, ended) is removed (its workspace stays); a running one
+    is refused."""
+    from ds01.atomic.slurm_jobs import gres_order
     from ds01.gpu.allocator import busy_index, holder_of
 
     busy = busy_index(holdings)
+    order = gres_order(inventory.slots())
     chosen = []
     for index in indices:
-        slot = next((s for s in inventory.slots() if s.kind == "gpu" and s.gpu_index == index), None)
-        if slot is None:
+        slot = order[index] if 0 <= index < len(order) else None
+        kind = f"MIG {mig_profile} instance" if mig_profile else "whole GPU"
+        if slot is None or slot.kind != ("mig" if mig_profile else "gpu") or slot.profile != mig_profile:
             raise OperationFailed(
-                f"this node has no whole GPU {index}", hint="the node's gres.conf and its GPUs disagree"
+                f"Slurm's GPU {index} is no {kind} of this node",
+                hint="the node's gres.conf and its GPUs disagree",
             )
         holder = holder_of(slot, busy)
         live = holder is not None and holder.status in ("running", "paused", "restarting")

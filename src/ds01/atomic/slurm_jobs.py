@@ -19,10 +19,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ds01.context import Context
+    from ds01.gpu.model import Slot
 
 TIMEOUT_S = 20.0
 _JOB_ID = re.compile(r"^[0-9]{1,12}$")
-_IDX = re.compile(r"gpu(?::[A-Za-z0-9_.-]+)?:\d+\(IDX:([0-9,\-]+)\)")
+_GRES_ENTRY = r"gpu(?::([A-Za-z0-9_.-]+))?:(\d+)\(IDX:([0-9,\-]*)\)"
+_GRES = re.compile(rf"{_GRES_ENTRY}(?:,{_GRES_ENTRY})*")
+_GRES_ONE = re.compile(_GRES_ENTRY)
+MIG_TYPE = re.compile(r"^[1-9][0-9]?g\.[0-9]{1,4}gb$")  # a gres Type that names a MIG profile: 3g.40gb
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class SlurmJob:
     gpu_indices: tuple[int, ...]  # on all its nodes
     time_limit: str = ""
     gpus_by_node: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    gpu_types: tuple[str | None, ...] = ()  # the gres Types it holds GPUs of (None: untyped), one each
 
     def gpus_on(self, node: str) -> tuple[int, ...]:
         return next((idx for n, idx in self.gpus_by_node if n == node), ())
@@ -108,8 +113,7 @@ def parse_job(text: str) -> SlurmJob | None:
     uid_match = re.fullmatch(r".*\((\d+)\)", fields.get("UserId", ""))
     nodes = expand_nodes(fields.get("NodeList", ""))
     detail_nodes = expand_nodes(fields.get("Nodes", ""))
-    idx = _IDX.fullmatch(fields.get("GRES", ""))
-    held = expand_indices(idx.group(1)) if idx else ()
+    held, types = parse_gres(fields.get("GRES", ""))
     by_node = tuple((n, tuple(sorted(set(held)))) for n in detail_nodes if held)
     return SlurmJob(
         job_id=fields["JobId"],
@@ -121,7 +125,26 @@ def parse_job(text: str) -> SlurmJob | None:
         gpu_indices=tuple(sorted(set(held))),
         time_limit=fields.get("TimeLimit", ""),
         gpus_by_node=by_node,
+        gpu_types=types,
     )
+
+
+def parse_gres(raw: str) -> tuple[tuple[int, ...], tuple[str | None, ...]]:
+    """A job's `GRES=` detail (`gpu:2(IDX:0-1)`, `gpu:3g.40gb:1(IDX:4)`, or one entry per type of the node,
+    `gpu:a100:1(IDX:0),gpu:1g.10gb:0(IDX:)`): the indices held and the Types they are of; nothing when it
+    is no such list."""
+    if not _GRES.fullmatch(raw):
+        return (), ()
+    held: list[int] = []
+    types: list[str | None] = []
+    for m in _GRES_ONE.finditer(raw):
+        indices = expand_indices(m.group(3))
+        if len(indices) != int(m.group(2)):
+            return (), ()  # a count that does not match its indices: not Slurm's own words
+        if indices:
+            held.extend(indices)
+            types.append(m.group(1))
+    return tuple(held), tuple(types)
 
 
 def _squeue_view(job_id: str) -> tuple[int, str, tuple[str, ...]] | None:
@@ -152,8 +175,11 @@ def show_job(job_id: str) -> SlurmJob:
     return job
 
 
-def verify_job(job: SlurmJob, *, uid: int, node: str, gpu_indices: Sequence[int]) -> None:
-    """The caller's job, running on this node, holding exactly these GPU indices; else PermissionDenied."""
+def verify_job(
+    job: SlurmJob, *, uid: int, node: str, gpu_indices: Sequence[int], mig_profile: str | None = None
+) -> None:
+    """The caller's job, running on this node, holding exactly these GPU indices, all of the gres Type
+    `mig_profile` (MIG), or none of a MIG Type (whole GPUs); else PermissionDenied."""
     if job.state == "AMBIGUOUS":
         raise PermissionDenied(
             f"Slurm job {job.job_id} has a description ds01 cannot trust ({job.reason})",
@@ -178,6 +204,83 @@ def verify_job(job: SlurmJob, *, uid: int, node: str, gpu_indices: Sequence[int]
         raise PermissionDenied(
             f"Slurm job {job.job_id} holds GPU indices {held}, not {asked}",
             hint="ask for exactly the GPUs Slurm assigned (SLURM_JOB_GPUS)",
+        )
+    if mig_profile is not None and job.gpu_types != (mig_profile,):
+        held = ",".join(t or "untyped" for t in job.gpu_types) or "none"
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} holds GPUs of type {held}, not MIG {mig_profile}",
+            hint=f"the job must ask for --gres=gpu:{mig_profile}:N (container-deploy --mig-profile does)",
+        )
+    if mig_profile is None and any(t is not None and MIG_TYPE.match(t) for t in job.gpu_types):
+        raise PermissionDenied(
+            f"Slurm job {job.job_id} holds MIG instances ({','.join(t or '' for t in job.gpu_types)}), "
+            "not whole GPUs",
+            hint="deploy with --mig-profile P for a MIG instance",
+        )
+
+
+# -- MIG: Slurm's typed gres devices and ds01's slots ---------------------------------------------------
+#
+# A node with MIG lists one gres device per ds01 slot, `Name=gpu Type=<profile> File=...` for a MIG instance
+# (any other Type, or none, for a whole GPU), one line each, in ds01's slot order (`gpu-status`: GPU index,
+# then the GPU's instances in the probe's order). slurmd merges the lines of one Type into one record, in the
+# order each Type first appears, and numbers the devices (IDX) record after record: IDX N is the N-th slot
+# of `gres_order`. ds01d checks the node's records against its own slots before it maps an index.
+
+
+def gres_key(slot: Slot) -> str | None:
+    """The gres Type a slot is listed under: its MIG profile; None for a whole GPU."""
+    return slot.profile if slot.kind == "mig" else None
+
+
+def gres_order(slots: Sequence[Slot]) -> list[Slot]:
+    """ds01's slots in the order of Slurm's gres indices (IDX)."""
+    keys: list[str | None] = []
+    for slot in slots:
+        if gres_key(slot) not in keys:
+            keys.append(gres_key(slot))
+    return sorted(slots, key=lambda slot: keys.index(gres_key(slot)))
+
+
+def _records(pairs: Sequence[tuple[str | None, int]]) -> list[tuple[str | None, int]]:
+    """Runs of one key merged: [(None, 1), (None, 1), ('3g.40gb', 2)] -> [(None, 2), ('3g.40gb', 2)]."""
+    out: list[tuple[str | None, int]] = []
+    for key, count in pairs:
+        if out and out[-1][0] == key:
+            out[-1] = (key, out[-1][1] + count)
+        else:
+            out.append((key, count))
+    return out
+
+
+def node_gres(node: str) -> list[tuple[str | None, int]]:
+    """The node's gpu gres records as slurmctld knows them (`Gres=gpu:a100:1,gpu:3g.40gb:3`): (MIG profile
+    or None for any other Type, count), in Slurm's order."""
+    done = _run(["scontrol", "-o", "show", "node", node])
+    fields = (
+        dict(t.partition("=")[::2] for t in done.stdout.split() if "=" in t) if done.returncode == 0 else {}
+    )
+    raw = re.sub(r"\([^)]*\)", "", fields.get("Gres", ""))
+    pairs: list[tuple[str | None, int]] = []
+    for m in re.finditer(r"(?:^|,)gpu(?::([A-Za-z0-9_.-]+))?:(\d+)(?=,|$)", raw):
+        kind = m.group(1) if m.group(1) and MIG_TYPE.match(m.group(1)) else None
+        pairs.append((kind, int(m.group(2))))
+    return _records(pairs)
+
+
+def check_node_gres(node: str, slots: Sequence[Slot]) -> None:
+    """Slurm's gpu records of this node and ds01's slots must line up (Types, counts, order), else an index
+    could name another slot than Slurm meant: OperationFailed, for the admin."""
+    mine = _records([(gres_key(s), 1) for s in gres_order(slots)])
+    theirs = node_gres(node)
+    if mine != theirs:
+
+        def shown(r: list[tuple[str | None, int]]) -> str:
+            return ",".join(f"{k or 'whole'}:{n}" for k, n in r) or "none"
+
+        raise OperationFailed(
+            f"Slurm's GPUs of node {node} ({shown(theirs)}) do not match its GPU slots ({shown(mine)})",
+            hint="an admin lists one gres.conf line per slot of gpu-status, in its order (docs/cluster.md)",
         )
 
 

@@ -19,12 +19,15 @@ def cluster_step(
     image: Annotated[
         str | None, typer.Option("--image", help="Image (default: ds01-UID/NAME:latest).")
     ] = None,
+    mig_profile: Annotated[
+        str | None, typer.Option("--mig-profile", help="The job's MIG gres Type (e.g. 3g.40gb).")
+    ] = None,
 ) -> None:
     """The step of a ds01 Slurm job: runs the container on this node while the job lives (not for people)."""
     from ds01.cli.image_transfer import login_for
     from ds01.cluster.step import run_step
 
-    raise typer.Exit(run_step(connect(False), name, image, login_for))
+    raise typer.Exit(run_step(connect(False), name, image, login_for, mig_profile))
 
 
 def slurm_jobs(client: Client) -> list[dict[str, Any]] | None:
@@ -104,3 +107,28 @@ def on_its_node(
         )
     client.out.info(f"{name.split('._.')[0]} runs on another node: joining Slurm job {job_id}")
     return subprocess.call(srun_argv(job_id, command, name.split("._.")[0], *args, pty=pty))
+
+
+def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool, json_out: bool) -> int:
+    """`container-retire NAME` for the caller's container on another node (typed on a login node): the
+    node's ds01d retires it, asked by the caller's own `srun --jobid ID --overlap container-retire` (that
+    ds01d judges the caller by its socket's peer uid and cancels the job), then the caller's own `scancel`
+    makes sure the job is over (`job_id`: the job of NAME on another node, from `job_elsewhere`). The exit
+    code of the retire there."""
+    import shutil
+    import subprocess
+
+    from ds01.cluster.submit import cancel, srun_argv
+    from ds01.errors import OperationFailed
+
+    if shutil.which("srun") is None:
+        raise OperationFailed(
+            f"{name} runs on another node (Slurm job {job_id}) and srun is not installed here",
+            hint=f"scancel {job_id} stops it (its workspace stays), or log in to that node",
+        )
+    project = name.split("._.")[0]
+    client.out.info(f"{project} runs on another node: retiring it there (Slurm job {job_id})")
+    args = ["--yes", *(["--save-changes"] if save else []), *(["--json"] if json_out else [])]
+    code = subprocess.call(srun_argv(job_id, "container-retire", project, *args, pty=False))
+    cancel(job_id)  # the job ends with its container; after a failed retire there, scancel stops it
+    return code

@@ -283,6 +283,19 @@ def retire(
         raise UsageError("give NAME or --all, not both", hint="container-retire --all --yes")
     client = connect(json_out)
     out = client.out
+    if name and not all_ and user is None:  # cluster mode: a container on another node is retired there
+        from ds01.cli.cluster import job_elsewhere, retire_on_its_node
+
+        job_id = job_elsewhere(client, name)
+        if job_id is not None:
+            if not yes and not stdin_is_tty():
+                raise UsageError(
+                    f"retiring {name} needs confirmation", hint="pass --yes (no terminal to ask on)"
+                )
+            if not yes and not _ask(f"Retire {name}? The workspace stays.", out, default=True):
+                raise typer.Exit(1)
+            raise typer.Exit(retire_on_its_node(client, name, job_id, save=save_changes, json_out=json_out))
+    _slurm_step_survives_retire()
     if all_:
         entries = client.call("GET", path_of("containers"), {"user": user})
         targets = [(str(e["container"]), str(e["name"])) for e in entries]
@@ -311,6 +324,16 @@ def retire(
             _retired_message(out, results[-1])
     if json_out:
         out.json(results)
+
+
+def _slurm_step_survives_retire() -> None:
+    """Inside a Slurm job (`srun --overlap` from a login node), the retire cancels the job it runs in: the
+    answer is read before Slurm's SIGTERM may end this process (SIGKILL follows only after KillWait)."""
+    import os
+    import signal
+
+    if os.environ.get("SLURM_JOB_ID"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _retired_message(out: Output, r: dict[str, Any]) -> None:

@@ -55,7 +55,11 @@ def registry_login(client: Client, login_for: Callable[[str], dict[str, str]] | 
 
 
 def run_step(
-    client: Client, name: str, image: str | None, login_for: Callable[[str], dict[str, str]] | None = None
+    client: Client,
+    name: str,
+    image: str | None,
+    login_for: Callable[[str], dict[str, str]] | None = None,
+    mig_profile: str | None = None,
 ) -> int:
     from ds01.client import path_of
 
@@ -68,6 +72,7 @@ def run_step(
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     body = {"job_id": job_id, "name": name, "gpu_indices": list(indices), "image": image,
+            **({"mig_profile": mig_profile} if mig_profile else {}),
             **registry_login(client, login_for)}  # fmt: skip
     result = client.call("POST", path_of("cluster", "start"), body)
     container = result["container"]

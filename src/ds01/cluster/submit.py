@@ -53,8 +53,9 @@ def log_dir() -> Path:
     return base / "ds01" / "slurm"
 
 
-def batch_script(name: str, image: str | None) -> str:
-    argv = [ds01_program(), "cluster-step", name, *(["--image", image] if image else [])]
+def batch_script(name: str, image: str | None, mig_profile: str | None = None) -> str:
+    argv = [ds01_program(), "cluster-step", name, *(["--image", image] if image else []),
+            *(["--mig-profile", mig_profile] if mig_profile else [])]  # fmt: skip
     return (
         "#!/bin/sh\n# ds01: the container of this job lives as long as this step\nexec "
         + shlex.join(argv)
@@ -94,7 +95,7 @@ def submit(plan: dict[str, Any], image: str | None) -> str:
     out_dir = log_dir()
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     argv = sbatch_argv(plan, output=out_dir / "%j.out")
-    done = _slurm(argv, input=batch_script(plan["name"], image))
+    done = _slurm(argv, input=batch_script(plan["name"], image, plan.get("mig_profile")))
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         raise OperationFailed(

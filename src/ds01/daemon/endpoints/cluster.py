@@ -5,6 +5,7 @@ slurmctld (`atomic/slurm_jobs.py`): the job must run here, be the caller's, and 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ds01.identity import User
 
 NAME = limit(max_len=128)
+MIG_TYPE = re.compile(r"[1-9][0-9]?g\.[0-9]{1,4}gb")  # as slurm_jobs.MIG_TYPE (not imported: hot path)
 JOB = limit(max_len=12)
 MIN_TIME_M = 1
 
@@ -33,10 +35,9 @@ def submission_plan(
             "in cluster mode a deploy is a Slurm job of its owner: it cannot be submitted for another user",
             hint=f"ask {owner.name} to run container-deploy, or use sbatch as an admin",
         )
-    if mig_profile:  # Slurm counts MIG slices as their own gres devices: not mapped to ds01's slots yet
+    if mig_profile is not None and not MIG_TYPE.fullmatch(mig_profile):
         raise UsageError(
-            "--mig-profile is not available in cluster mode yet: Slurm jobs get whole GPUs",
-            hint="deploy with --gpus N",
+            f"--mig-profile {mig_profile!r} is not a MIG profile name", hint="e.g. --mig-profile 3g.40gb"
         )
     cluster = ctx.config.cluster
     lim = ctx.limits_for(owner).limits
@@ -50,7 +51,7 @@ def submission_plan(
             f"a container may hold at most {cap} GPU slot{'s' if cap != 1 else ''}, you asked for {count}",
             hint=f"ask for --gpus {cap} or fewer",
         )
-    gres = f"gpu:{count}"
+    gres = f"gpu:{mig_profile}:{count}" if mig_profile else f"gpu:{count}"  # MIG: a typed gres
     minutes = None if lim.max_runtime_h is None else max(MIN_TIME_M, math.floor(lim.max_runtime_h * 60))
     return {
         "name": project,
@@ -109,6 +110,7 @@ class StepStartBody:
     name: str = field(metadata=NAME)
     gpu_indices: tuple[int, ...] = field(default=(), metadata=limit(max_len=64))
     image: str | None = field(default=None, metadata=limit(max_len=512))
+    mig_profile: str | None = field(default=None, metadata=limit(max_len=32))  # the job's gres Type
     # the user's own login to `cluster.registry`, for the pull of this start alone (never logged or kept)
     username: str | None = field(default=None, metadata=limit(max_len=256))
     password: str | None = field(default=None, metadata=limit(max_len=4096))
@@ -196,9 +198,10 @@ def step_start(req: Request[StepStartBody]) -> dict[str, Any]:
     owner = ctx.user
     job = slurm_jobs.show_job(slurm_jobs.check_job_id(b.job_id))
     node = ctx.config.cluster.this_node()
-    slurm_jobs.verify_job(job, uid=owner.uid, node=node, gpu_indices=b.gpu_indices)
+    slurm_jobs.verify_job(job, uid=owner.uid, node=node, gpu_indices=b.gpu_indices, mig_profile=b.mig_profile)
     if not b.gpu_indices:
         raise UsageError(f"Slurm job {job.job_id} holds no GPU", hint="cluster mode runs GPU containers only")
+    _check_gres_layout(ctx, node)
     name = naming.normalise_name(b.name)
     docker_name = naming.container_name(name, owner.uid)
     with one_at_a_time(docker_name):
@@ -215,7 +218,7 @@ def step_start(req: Request[StepStartBody]) -> dict[str, Any]:
     image = node_image(ctx, owner, name, b)
     request = CreateRequest(
         name=name, image=image, gpus=len(b.gpu_indices), interface="orchestration",
-        gpu_indices=tuple(b.gpu_indices), slurm_job=job.job_id,
+        gpu_indices=tuple(b.gpu_indices), slurm_job=job.job_id, mig_profile=b.mig_profile,
     )  # fmt: skip
     with journaled(ctx, "deploy", docker_name, user=owner.name):
         d = deploy_container(ctx, owner, request)
@@ -228,6 +231,17 @@ def step_start(req: Request[StepStartBody]) -> dict[str, Any]:
         "idle_timeout_h": d.idle_timeout_h,
         "max_runtime_h": d.max_runtime_h,
     }
+
+
+def _check_gres_layout(ctx: Context, node: str) -> None:
+    """A node with MIG instances: Slurm's gres records must line up with this node's slots before a gres
+    index names a slot (`slurm_jobs.gres_order`). A node of whole GPUs only: the index is the GPU's."""
+    from ds01.atomic import slurm_jobs
+    from ds01.gpu.probe import probe_inventory
+
+    slots = probe_inventory(ctx.config.gpu).slots()
+    if any(s.kind == "mig" for s in slots):
+        slurm_jobs.check_node_gres(node, slots)
 
 
 @dataclass(frozen=True)
