@@ -136,9 +136,10 @@ def unix_users() -> dict[str, users.TestUser]:
     """Real Unix users (alice, bob, ...) in no special group, who run ds01's commands directly."""
     if os.geteuid() != 0:
         _no_engine("creating Unix users needs root")
-    names = [f"ds01t-{n}" for n in ("alice", "bob", "carol", "dave", "erin", "frank")]
-    # The accounts stay (locked, no password): another test run may be using them.
-    return {n.removeprefix("ds01t-"): users.ensure_user(n) for n in names}
+    # DS01_TEST_USERS names another set (scripts/test runs the Slurm tests alongside the rest as ds01c-*,
+    # so the two runs never share a home). The accounts stay (locked, no password): another run may use them.
+    prefix = os.environ.get("DS01_TEST_USERS", "ds01t")
+    return {n: users.ensure_user(f"{prefix}-{n}") for n in ("alice", "bob", "carol", "dave", "erin", "frank")}
 
 
 def _slurm(accounting: bool) -> Iterator[slurm.Cluster]:
