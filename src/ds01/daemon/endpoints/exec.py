@@ -137,6 +137,15 @@ def exec_user(view: ContainerView) -> str:
     return f"{uid}:{user_by_uid(uid).gid}"
 
 
+def session_env(view: ContainerView, tty: bool) -> dict[str, str]:
+    """The environment of an exec'd command: the engine hands the GPU variables to the container's first
+    process only (an exec gets Config.Env), so a command run in a GPU container is given them here."""
+    env = {"TERM": "xterm"} if tty else {}
+    if view.gpu_uuids:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(view.gpu_uuids)
+    return env
+
+
 @route("POST", "/containers/{name}/exec", ExecBody)
 @passes_stream
 def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
@@ -157,10 +166,9 @@ def exec_session(req: Request[ExecBody], handoff: Handoff) -> dict[str, Any]:
     gateway = ctx.gateway
     client = ClientProcess.of(req.caller.pid)  # before the session exists: no pid reuse can fool it
     try:
-        env = {"TERM": "xterm"} if b.tty else {}
         exec_id = gateway.exec_create(
             view.id, list(b.cmd) or list(LOGIN_SHELL), user=user, workdir=WORKDIR, tty=b.tty, stdin=b.stdin,
-            environment=env,
+            environment=session_env(view, b.tty),
         )  # fmt: skip
         stream = gateway.exec_attach(exec_id, tty=b.tty)
     except BaseException:

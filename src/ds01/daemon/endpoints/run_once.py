@@ -31,6 +31,7 @@ from ds01.daemon.endpoints.exec import (
     end_exec,
     exec_user,
     passes_stream,
+    session_env,
     start_time,
 )
 from ds01.daemon.routes import Request, route
@@ -112,12 +113,10 @@ def run_once(req: Request[RunOnceBody], handoff: Handoff) -> dict[str, Any]:
         view = ContainerView.from_inspect(gateway.inspect(cid))
         user = exec_user(view)
         start_container(ctx, view)
-        env = {"TERM": "xterm"} if b.tty else {}
-        if view.gpu_uuids:  # as the engine gives the container's first process (an exec has only Config.Env)
-            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(view.gpu_uuids)
         exec_id = gateway.exec_create(
-            cid, list(b.cmd), user=user, workdir=WORKDIR, tty=b.tty, stdin=b.stdin, environment=env
-        )
+            cid, list(b.cmd), user=user, workdir=WORKDIR, tty=b.tty, stdin=b.stdin,
+            environment=session_env(view, b.tty),
+        )  # fmt: skip
         stream = gateway.exec_attach(exec_id, tty=b.tty)
     except BaseException:
         client.close()
