@@ -82,7 +82,8 @@ def test_gpu_container_sees_exactly_its_allocated_uuid(inventory, engine_clean, 
     assert init_env(alice, "gpu")["NVIDIA_VISIBLE_DEVICES"] == gpu["uuid"]
     assert len(docker_engine.hook_calls()) == before + 1
     # a command run in the container gets it too (an exec has only Config.Env from the engine)
-    echoed = ok(run_as(alice, "container-run", "gpu", "--", "sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES")).stdout
+    echo = ("sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES")
+    echoed = ok(run_as(alice, "container-run", "gpu", "--", *echo)).stdout
     assert echoed.strip() == gpu["uuid"]
 
     ok(run_as(alice, "container-stop", "gpu"))
