@@ -49,7 +49,7 @@ def deploy_json(user, name: str, *flags: str) -> dict:
 
 
 def ds01_containers(client, uid: int) -> list:
-    return client.containers.list(all=True, filters={"label": [f"ds01.uid={uid}"]})
+    return client.containers.list(all=True, filters={"label": [f"ds01.uid={uid}"]}, ignore_removed=True)
 
 
 def test_round_trip_workspace_survives_and_gpu_is_free_in_between(

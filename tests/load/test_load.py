@@ -38,9 +38,10 @@ LIMITS = {
     "shm_size": "64m",
     "members": [],
 }
-# Half the users may hold one container (any GPU), half 0.5 gpueq in up to three: each limit gets to bite.
+# Half the users may hold one container (of any GPU, with gpueq to spare, so their second request that finds
+# a free slot meets the count), half 0.5 gpueq in up to three: each limit gets to bite, whatever the order.
 OVERRIDES = {
-    user: {"max_containers_per_user": 1}
+    user: {"max_containers_per_user": 1, "max_gpu_equivalents": 2.0}
     if n % 2
     else {"max_gpu_equivalents": 0.5, "max_containers_per_user": 3}
     for n, user in enumerate(USERS)

@@ -51,7 +51,7 @@ def world(ds01_home, engine_clean, base_image_ref, unix_users):
 def state(home: Path, engine: Any, user: Any) -> tuple[list[str], list[str], list[str]]:
     root = home / "ws" / user.name
     folders = sorted(p.name for p in root.iterdir()) if root.exists() else []
-    found = engine.containers.list(all=True, filters={"label": f"ds01.uid={user.uid}"})
+    found = engine.containers.list(all=True, filters={"label": f"ds01.uid={user.uid}"}, ignore_removed=True)
     images = sorted(t for i in engine.images.list() for t in i.tags if t.startswith(f"ds01-{user.uid}/"))
     return folders, sorted(c.name for c in found), images
 

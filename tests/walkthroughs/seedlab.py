@@ -144,7 +144,9 @@ class Student:
 
     def containers(self) -> dict[str, str]:
         """ds01 container name -> engine status, from the engine itself."""
-        found = self.engine.containers.list(all=True, filters={"label": [f"ds01.uid={self.user.uid}"]})
+        found = self.engine.containers.list(
+            all=True, filters={"label": [f"ds01.uid={self.user.uid}"]}, ignore_removed=True
+        )
         return {c.labels["ds01.project"]: c.status for c in found}
 
     def image_id(self, project: str) -> str:

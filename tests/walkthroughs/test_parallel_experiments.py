@@ -83,8 +83,14 @@ def as_user_shell(user: Any, script: str, home: Path) -> subprocess.Popen[str]:
 
 
 def containers(engine: Any, user: Any) -> dict[str, Any]:
-    found = engine.containers.list(all=True, filters={"label": f"ds01.uid={user.uid}"})
+    found = engine.containers.list(all=True, filters={"label": f"ds01.uid={user.uid}"}, ignore_removed=True)
     return {c.labels["ds01.project"]: c for c in found}
+
+
+def running_container(engine: Any, user: Any, name: str) -> Any:
+    """The user's container of this project once it runs (looked up afresh: never a stale handle)."""
+    c = containers(engine, user).get(name)
+    return c if c is not None and c.status == "running" else None
 
 
 def events_of(home: Path, kind: str) -> list[dict[str, Any]]:
@@ -198,8 +204,11 @@ def test_from_a_project_four_run_the_fifth_waits_for_a_retire(ds01_home, engine_
     assert "experiment-6" not in containers(engine_clean, alice)
     assert (root / "experiment-6" / "ds01-experiment.toml").exists()  # its workspace is ready meanwhile
     ok(run_as(alice, "container-retire", "experiment-3", "--yes"))
-    started = until(lambda: containers(engine_clean, alice).get("experiment-6"), 60)
-    until(lambda: started.reload() or started.status == "running", 60)
+    try:
+        started = until(lambda: running_container(engine_clean, alice, "experiment-6"), 60)
+    except AssertionError:
+        queue = [e for k in ("queue_grant", "queue_fail", "remove") for e in events_of(ds01_home, k)]
+        raise AssertionError(f"experiment-6 is not running: {queue}") from None
     assert started.image.tags == [image] and started.labels["ds01.gpu.slots"] == slots["experiment-3"]
 
 
