@@ -1,4 +1,5 @@
-"""Shared bits of the benchmarks: timing commands, and a private engine from the test harness."""
+"""Shared bits of the benchmarks: timing commands, a private engine from the test harness, and the ds01d
+config a benchmark runs under."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -68,3 +70,32 @@ def print_table(rows: Sequence[tuple[str, float, float | None]], headers: tuple[
     for name, median, ratio in rows:
         shown = f"{ratio:.2f}x" if ratio is not None else ""
         print(f"{name:<44} {median * 1000:>10.1f}ms {shown:>10}")
+
+
+def world(tmp: Path, *, inventory: Path | None = None, **settings: Any) -> Path:
+    """A ds01d config in `tmp` (its workspace, state and log folders made there): the shipped config with
+    private paths, no network, the simulated GPUs (`inventory`, default the shipped 4-GPU box), then each
+    top-level `settings` key replaced (e.g. `cluster=`, `user_overrides=`), except `groups`: each group
+    given is merged into the shipped one of that name."""
+    import yaml
+
+    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
+        (tmp / sub).mkdir(mode=mode)
+    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
+    config["paths"] = {k: str(tmp / v) for k, v in
+                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
+                        ("socket", "ds01.sock"))}  # fmt: skip
+    config["containers"] = {"network": "none", "init": True, "env": {}}
+    shipped = ROOT / "config" / "simulated-gpus.yaml"
+    config["gpu"] = {
+        "backend": "simulated",
+        "inventory": str(inventory or shipped),
+        "attach": "device-request",
+    }
+    config.setdefault("user_overrides", {})
+    for group, limits in settings.pop("groups", {}).items():
+        config["groups"].setdefault(group, {}).update(limits)
+    config.update(settings)
+    cfg = tmp / "limits.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    return cfg

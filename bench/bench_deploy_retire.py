@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-from _common import BIN, ROOT, private_engine
+from _common import BIN, private_engine, world
 
 IMAGE = "ds01-test/busybox:latest"
 
@@ -37,22 +36,6 @@ def timed(argv: list[str], user: str | None = None) -> float:
     if result.returncode != 0:
         raise SystemExit(f"{shlex.join(argv)} failed: {result.stderr.decode()[-400:]}")
     return elapsed
-
-
-def world(tmp: Path) -> Path:
-    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
-        (tmp / sub).mkdir(mode=mode)
-    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-    config["paths"] = {k: str(tmp / v) for k, v in
-                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
-                        ("socket", "ds01.sock"))}  # fmt: skip
-    config["containers"] = {"network": "none", "init": True, "env": {}}
-    config["gpu"] = {"backend": "simulated", "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),
-                     "attach": "device-request"}  # fmt: skip
-    config.setdefault("user_overrides", {})
-    cfg = tmp / "limits.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    return cfg
 
 
 def main() -> None:

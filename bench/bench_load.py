@@ -15,28 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-from _common import ROOT, private_engine
+from _common import private_engine, world
 
 IMAGE = "ds01-test/busybox:latest"
-
-
-def world(tmp: Path, limits: dict[str, object], overrides: dict[str, object]) -> Path:
-    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
-        (tmp / sub).mkdir(mode=mode)
-    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-    config["paths"] = {k: str(tmp / v) for k, v in
-                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
-                        ("socket", "ds01.sock"))}  # fmt: skip
-    config["containers"] = {"network": "none", "init": True, "env": {}}
-    config["gpu"] = {"backend": "simulated", "inventory": str(ROOT / "config" / "simulated-gpus.yaml"),
-                     "attach": "device-request"}  # fmt: skip
-    config["groups"]["student"] = dict(limits)
-    config["default_group"] = "student"
-    config["user_overrides"] = dict(overrides)
-    cfg = tmp / "limits.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    return cfg
 
 
 def main() -> None:
@@ -56,7 +37,9 @@ def main() -> None:
     with private_engine() as host, tempfile.TemporaryDirectory(dir="/tmp") as raw_tmp:
         tmp = Path(raw_tmp)
         tmp.chmod(0o755)
-        cfg = world(tmp, LIMITS, OVERRIDES)
+        cfg = world(
+            tmp, groups={"student": dict(LIMITS)}, default_group="student", user_overrides=dict(OVERRIDES)
+        )
         server = daemon.start_ds01d(
             cfg, tmp / "ds01.sock", env={"DOCKER_HOST": host, "PATH": "/usr/bin:/bin"}
         )

@@ -25,29 +25,9 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import BIN, ROOT, private_engine
+from _common import BIN, private_engine, world
 
 IMAGE = "ds01-test/busybox:latest"
-
-
-def world(tmp: Path) -> Path:
-    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
-        (tmp / sub).mkdir(mode=mode)
-    inventory = tmp / "gpus.yaml"
-    inventory.write_text(
-        yaml.safe_dump({"gpus": [{"name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920, "slices": 7}]})
-    )
-    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-    config["paths"] = {k: str(tmp / v) for k, v in
-                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
-                        ("socket", "ds01.sock"))}  # fmt: skip
-    config["containers"] = {"network": "none", "init": True, "env": {}}
-    config["monitoring"] = {"listen": None}
-    config["gpu"] = {"backend": "simulated", "inventory": str(inventory), "attach": "device-request"}
-    config["groups"]["student"]["allow_full_gpu"] = True
-    cfg = tmp / "limits.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    return cfg
 
 
 def as_user(user: str, sock: Path, *argv: str) -> list[str]:
@@ -83,7 +63,16 @@ def main() -> None:
     with private_engine() as host, tempfile.TemporaryDirectory(dir="/tmp") as raw_tmp:
         tmp = Path(raw_tmp)
         tmp.chmod(0o755)
-        cfg = world(tmp)
+        inventory = tmp / "gpus.yaml"
+        inventory.write_text(
+            yaml.safe_dump({"gpus": [{"name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920, "slices": 7}]})
+        )
+        cfg = world(
+            tmp,
+            inventory=inventory,
+            monitoring={"listen": None},
+            groups={"student": {"allow_full_gpu": True}},
+        )
         sock = tmp / "ds01.sock"
         server = daemon.start_ds01d(cfg, sock, env={"DOCKER_HOST": host, "PATH": "/usr/bin:/bin"})
         try:

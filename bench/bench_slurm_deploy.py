@@ -21,27 +21,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-from _common import BIN, ROOT, private_engine
+from _common import BIN, private_engine, world
 
 IMAGE = "ds01-test/busybox:latest"
-
-
-def world(tmp: Path, inventory: Path, cluster: dict[str, object], user: str) -> Path:
-    tmp.mkdir(mode=0o755)
-    for sub, mode in (("ws", 0o755), ("state", 0o700), ("log", 0o700)):
-        (tmp / sub).mkdir(mode=mode)
-    config = yaml.safe_load((ROOT / "config" / "resource-limits.yaml").read_text())
-    config["paths"] = {k: str(tmp / v) for k, v in
-                       (("workspace_root", "ws"), ("state_dir", "state"), ("log_dir", "log"),
-                        ("socket", "ds01.sock"))}  # fmt: skip
-    config["containers"] = {"network": "none", "init": True, "env": {}}
-    config["gpu"] = {"backend": "simulated", "inventory": str(inventory), "attach": "device-request"}
-    config["cluster"] = cluster
-    config["user_overrides"] = {user: {"max_gpu_equivalents": 4, "allow_full_gpu": True}}
-    cfg = tmp / "limits.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    return cfg
 
 
 def as_user(user: str, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +55,11 @@ def main() -> None:
         mode = {"backend": "slurm", "node_name": cluster.node, "partition": cluster.partition}
         servers = {}
         for key, section in (("S", mode), ("P", {"backend": "none"})):
-            cfg = world(tmp / key, cluster.inventory, section, user.name)
+            (tmp / key).mkdir(mode=0o755)
+            cfg = world(
+                tmp / key, inventory=cluster.inventory, cluster=section,
+                user_overrides={user.name: {"max_gpu_equivalents": 4, "allow_full_gpu": True}},
+            )  # fmt: skip
             servers[key] = daemon.start_ds01d(
                 cfg,
                 tmp / key / "ds01.sock",

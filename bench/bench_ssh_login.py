@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, ROOT, private_engine
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_deploy_retire import world
+from _common import BIN, private_engine, world
 
 
 def main() -> None:
