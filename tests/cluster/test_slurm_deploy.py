@@ -10,18 +10,13 @@ from typing import Any
 import pytest
 
 from harness import slurm
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
-
-
 def deploy(user: Any, cluster: slurm.Cluster, name: str, *args: str) -> Any:
-    return run_as(user, "container-deploy", name, *args, "--background", "--json", env=cluster.env)
+    return slurm.deploy(user, cluster.env, name, *args)
 
 
 def gpu_status(user: Any) -> dict[str, Any]:

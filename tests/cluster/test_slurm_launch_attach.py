@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 
 from harness import slurm
-from harness.users import run_as
+from harness.users import ok, run_as
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs0s8bq9gGqk6q4y1PZKv0zW9n1o3lS2o7XK6TqfE1m alice@laptop\n"
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 def srun_as(cluster: slurm.Cluster, user: str, *argv: str) -> subprocess.CompletedProcess[str]:

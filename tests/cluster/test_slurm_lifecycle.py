@@ -12,19 +12,13 @@ from typing import Any
 import pytest
 
 from harness import slurm
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
-
-
 def deploy(user: Any, cluster: slurm.Cluster, name: str, image: str, *args: str) -> Any:
-    return run_as(user, "container-deploy", name, "--gpus", "1", "--image", image, "--background", "--json",
-                  *args, env=cluster.env, timeout=300)  # fmt: skip
+    return slurm.deploy(user, cluster.env, name, "--gpus", "1", "--image", image, *args)
 
 
 def test_time_limit_stops_the_container_and_keeps_the_workspace(

@@ -14,15 +14,10 @@ from typing import Any
 import pytest
 
 from harness import registry, slurm
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 PASSWORD = "node-pull-Secret-81"
-
-
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture
@@ -59,10 +54,7 @@ def test_the_node_pulls_the_pushed_project_image_before_create(
         write_login(alice, reg.address)
         ok(run_as(alice, "image-push", "exp", remote, "--json"))  # built once, pushed to the lab registry
         engine_clean.images.remove(local)  # a node that never had it
-        entry = json.loads(
-            ok(run_as(alice, "container-deploy", "exp", "--gpus", "1", "--background", "--json",
-                      env=slurm_cluster.env, timeout=300)).stdout
-        )  # fmt: skip
+        entry = json.loads(ok(slurm.deploy(alice, slurm_cluster.env, "exp", "--gpus", "1")).stdout)
         assert entry["status"] == "running" and entry["slurm_job"]
         inspect = engine_clean.api.inspect_container(entry["container"])
         assert inspect["Config"]["Image"] == local  # named on this node as on the one that built it
@@ -75,8 +67,7 @@ def test_the_node_pulls_the_pushed_project_image_before_create(
         assert PASSWORD not in slurm_world.server.log_text()
 
         # bob has no image of that name anywhere and no login: the pull fails, the job ends, nothing runs
-        refused = run_as(bob, "container-deploy", "exp", "--gpus", "1", "--background", "--json",
-                         env=slurm_cluster.env, timeout=300)  # fmt: skip
+        refused = slurm.deploy(bob, slurm_cluster.env, "exp", "--gpus", "1")
         assert refused.returncode != 0 and f"{reg.address}/{bob.name}/exp" in refused.stderr, refused.stderr
         assert engine_clean.api.containers(all=True, filters={"label": f"ds01.uid={bob.uid}"}) == []
     finally:
@@ -105,8 +96,7 @@ def test_an_image_of_another_user_under_ones_name_is_refused_and_dropped(
     engine_clean.images.remove(f"{remote}:latest")
     write_login(alice, reg.address)
     try:
-        refused = run_as(alice, "container-deploy", "exp", "--gpus", "1", "--background", "--json",
-                         env=slurm_cluster.env, timeout=300)  # fmt: skip
+        refused = slurm.deploy(alice, slurm_cluster.env, "exp", "--gpus", "1")
     finally:
         shutil.rmtree(alice.home / ".docker", ignore_errors=True)
     assert refused.returncode != 0 and "belongs to another user" in refused.stderr, refused.stderr

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from harness.users import TestUser, run_as
+
 LOCK_PATH = Path("/run/lock/ds01-test-slurm.lock")
 NODE = "ds01-n1"
 DOWN_NODE = "ds01-n2"
@@ -531,3 +533,9 @@ def gres_files(cluster: Cluster) -> list[int]:
         if " Name=gpu " in line and "File=/dev/nvidia" in line:
             out.append(int(line.split("File=/dev/nvidia")[1].split()[0]))
     return out
+
+
+def deploy(user: TestUser, env: dict[str, str], name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`container-deploy NAME ARGS --background --json` as `user` through Slurm (`env`: the cluster's, or
+    with a login node's DS01_SOCKET); the job may wait a moment for the scheduler."""
+    return run_as(user, "container-deploy", name, *args, "--background", "--json", env=env, timeout=300)

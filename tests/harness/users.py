@@ -63,6 +63,12 @@ def run_as(
     return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """The finished command, asserted to have exited 0 (its code and output in the failure)."""
+    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
 DS01_HOME_FILES = ("ds01-quickstart.md", "workspace")  # what user-setup puts in a home
 
 

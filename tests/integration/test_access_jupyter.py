@@ -21,7 +21,7 @@ import pytest
 
 from harness import access_lab
 from harness.access_lab import SERVER, free_port, stop
-from harness.users import run_as
+from harness.users import ok, run_as
 
 # the first test also makes the image (debootstrap from the Debian mirror, about two minutes, once)
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
@@ -34,11 +34,6 @@ CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 )  # fmt: skip
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 def chromium() -> str:

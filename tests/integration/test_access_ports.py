@@ -15,7 +15,7 @@ import pytest
 
 from harness import access_lab
 from harness.access_lab import SERVER, free_port, stop
-from harness.users import run_as
+from harness.users import ok, run_as
 
 # the first test also makes the image (debootstrap from the Debian mirror, about two minutes, once)
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
@@ -23,11 +23,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 # the shared fixtures: the image with sshd and Jupyter, and the lab server with the users' laptops
 access_image = access_lab.access_image
 lab = access_lab.lab
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 def serve(user, name, port):

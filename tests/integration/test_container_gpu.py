@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
@@ -36,11 +36,6 @@ def reconfigure(home, **sections):
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def init_env(user, name):

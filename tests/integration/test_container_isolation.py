@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 
 from ds01.events import read_events
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
 BIN = Path(sys.executable).parent
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def names(user, *extra, env=None):

@@ -8,14 +8,9 @@ import os
 import pytest
 
 from ds01.events import read_events
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def listed(user, name):

@@ -16,16 +16,11 @@ from collections.abc import Iterator
 import pytest
 
 from ds01.events import read_events
-from harness.users import KEEP_ENV, TestUser, bin_dir, run_as
+from harness.users import KEEP_ENV, TestUser, bin_dir, ok, run_as
 
 pytestmark = pytest.mark.docker
 
 DOCKERFILE = "FROM ds01-test/busybox:latest\nRUN echo built > /etc/built-marker\n"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def runs(client, user: TestUser, name: str = "ci") -> list:

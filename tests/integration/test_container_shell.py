@@ -15,14 +15,9 @@ import time
 import pytest
 
 from harness import users
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def state(api, ref: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.users import TestUser as UnixUser
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
@@ -19,11 +19,6 @@ MEM_ROOT = Path("/sys/fs/cgroup/memory")
 # dd's buffer is held while it waits on the pipe `sleep` never reads: 20 MiB stays in use
 HOLD = "sh -c 'dd if=/dev/zero bs=20M count=1 | sleep 3600'"
 HOG = "sh -c 'dd if=/dev/zero of=/dev/null bs=50M count=1; echo rc=$?; sleep 3600'"
-
-
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def make(user: UnixUser, name: str, image: str, command: str) -> None:

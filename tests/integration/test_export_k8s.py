@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ds01.project import files
-from harness.users import run_as
+from harness.users import ok, run_as
 
 BIN = Path(sys.executable).parent
 K8S = kubernetes_validate.latest_version()
@@ -26,11 +26,6 @@ GIB = 1 << 30
 
 def as_root(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=120)
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done
 
 
 def validate_core(doc: dict) -> None:

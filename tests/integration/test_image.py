@@ -9,16 +9,11 @@ import pytest
 
 from ds01.events import read_events
 from harness.base_image import build_fake_pip
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
 FAKE_PIP_BASE = "ds01-test/fakepip:latest"  # records what pip installs (harness.base_image)
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def run_in(client, image: str, *cmd: str) -> str:

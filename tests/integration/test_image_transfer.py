@@ -22,7 +22,7 @@ import pytest
 
 from ds01.events import read_events
 from harness import registry
-from harness.users import KEEP_ENV, TestUser, bin_dir, run_as
+from harness.users import KEEP_ENV, TestUser, bin_dir, ok, run_as
 
 pytestmark = pytest.mark.docker
 
@@ -32,11 +32,6 @@ DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 DOCKERFILE = (
     f'FROM ds01-test/busybox:latest\nLABEL org.example.marker="{MARKER}"\nRUN echo {MARKER} > /marker\n'
 )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def write_docker_config(user: TestUser, data: dict[str, object]) -> Path:

@@ -13,16 +13,11 @@ import pytest
 
 from harness.base_image import build_fake_pip
 from harness.tty import Terminal
-from harness.users import TestUser, run_as
+from harness.users import TestUser, ok, run_as
 
 pytestmark = pytest.mark.docker
 DOWN = b"\x1b[B"  # the arrow key, as the terminal sends it
 FAKE_PIP_BASE = "ds01-test/fakepip-menu:latest"  # records what pip installs (harness.base_image)
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 @pytest.fixture

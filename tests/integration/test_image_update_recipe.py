@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
 RECIPE = "ds01.recipe"
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def image_id(engine, user, name: str) -> str:

@@ -9,12 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.users import run_as
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
+from harness.users import ok, run_as
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:

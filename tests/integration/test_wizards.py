@@ -15,15 +15,10 @@ from prompt_toolkit.output import DummyOutput
 
 from harness import base_image
 from harness.tty import read_until, reap, spawn
-from harness.users import run_as, without_ds01_files
+from harness.users import ok, run_as, without_ds01_files
 
 pytestmark = pytest.mark.docker
 python_base = base_image.python_base  # the offline Python base, tagged
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result
 
 
 def owned_by(path: Path, uid: int) -> bool:

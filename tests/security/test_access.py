@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.users import bin_dir, run_as
+from harness.users import bin_dir, ok, run_as
 
 pytestmark = pytest.mark.docker
-
-
-def ok(result):
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture

@@ -26,16 +26,11 @@ from pathlib import Path
 import pytest
 
 from harness import base_image, engine
-from harness.users import TestUser, bin_dir, run_as
+from harness.users import TestUser, bin_dir, ok, run_as
 
 pytestmark = pytest.mark.docker
 
 BUSYBOX = base_image.BASE_IMAGE
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def project(user: TestUser, name: str, dockerfile: str, extra: dict[str, bytes] | None = None) -> Path:

@@ -23,17 +23,12 @@ import pytest
 
 from harness.raw import request
 from harness.users import TestUser as Account
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 
 BIN = Path(sys.executable).parent
 SECRET = "the-diary-says-ds01-secret-42"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
-    return result
 
 
 def sh_as(user: Account, script: str) -> subprocess.CompletedProcess[str]:

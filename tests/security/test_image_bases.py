@@ -14,16 +14,11 @@ from pathlib import Path
 import pytest
 
 from harness.raw import request
-from harness.users import TestUser, run_as
+from harness.users import TestUser, ok, run_as
 
 pytestmark = pytest.mark.docker
 TARGET = "/v1/catalogue/bases"
 USAGE, NOT_FOUND, FAILED = 2, 3, 1
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def engine_state(engine) -> tuple[set[str], set[str]]:

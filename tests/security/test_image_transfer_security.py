@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from harness.raw import request
-from harness.users import TestUser, run_as
+from harness.users import TestUser, ok, run_as
 
 pytestmark = pytest.mark.docker
 
 SECRET = "victim-xfer-secret-51c0"
 NOWHERE = "127.0.0.1:5999/lab/stolen:v1"  # nothing listens: a push that got that far would fail with 1
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def build(user: TestUser, name: str, dockerfile: str) -> None:

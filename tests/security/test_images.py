@@ -19,17 +19,12 @@ from pathlib import Path
 import pytest
 
 from harness.raw import request
-from harness.users import TestUser, run_as
+from harness.users import TestUser, ok, run_as
 
 pytestmark = pytest.mark.docker
 
 SECRET = "victim-api-key-7f3a"
 BUSYBOX = "ds01-test/busybox:latest"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 def folder_of(user: TestUser, name: str, files: dict[str, str]) -> Path:

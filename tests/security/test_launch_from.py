@@ -14,17 +14,12 @@ from typing import Any
 
 import pytest
 
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = pytest.mark.docker
 BIN = Path(sys.executable).parent
 PYTHON_BASE = "ds01/python:3.11"
 INIT = ("--type", "custom", "--framework", "python", "--no-git", "--yes")
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result
 
 
 def snapshot(path: Path) -> dict[str, tuple[int, int, bytes]]:

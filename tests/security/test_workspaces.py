@@ -22,7 +22,7 @@ import pytest
 
 from harness.raw import request
 from harness.users import TestUser as Account
-from harness.users import run_as
+from harness.users import ok, run_as
 
 
 def sh_as(user: Account, script: str) -> subprocess.CompletedProcess[str]:
@@ -69,11 +69,6 @@ def home_workspace(user: Account) -> Iterator[Path]:
                 shutil.rmtree(leftover)
         if os.path.lexists(saved):
             os.rename(saved, link)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"rc {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 # -- F1 (a): ~/workspace swapped for a link to a root-owned folder --------------------------------------

@@ -26,7 +26,7 @@ import yaml
 
 from harness.poll import until
 from harness.tty import read_until, spawn, stop, wait_exit
-from harness.users import KEEP_ENV, run_as
+from harness.users import KEEP_ENV, ok, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 BIN = Path(sys.executable).parent
@@ -67,11 +67,6 @@ def lab(ds01_home, engine_clean, base_image_ref, unix_users):
         subprocess.run(["runuser", "-u", alice.name, "--", "tee", str(path)], input=text, text=True,
                        capture_output=True, check=True)  # fmt: skip
     return alice
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result
 
 
 def as_user_shell(user: Any, script: str, home: Path) -> subprocess.Popen[str]:
