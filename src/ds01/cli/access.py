@@ -5,7 +5,6 @@ ds01d, Jupyter and ports are Unix sockets in the user's own 0700 run folder, rea
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -116,8 +115,6 @@ def ssh(
       ssh thesis.ds01                           (on the laptop)
       container-ssh thesis --deploy             (deploy first when needed)
     """
-    from ds01.terminal import _fileno, _pump_pipes, exit_code
-
     if config:
         sys.stdout.write(ssh_config_block(server))
         return
@@ -158,9 +155,9 @@ def ssh(
         raise NotFound(
             exc.message, hint=f"deploy it first (container-deploy {project}), or use container-ssh --deploy"
         ) from None
-    with stream, contextlib.suppress(BrokenPipeError):
-        _pump_pipes(stream, _fileno(sys.stdin, 0), _fileno(sys.stdout, 1), _fileno(sys.stderr, 2))
-    raise typer.Exit(exit_code(client, str(result["exec_id"])))
+    from ds01.terminal import pump_session
+
+    raise typer.Exit(pump_session(client, str(result["exec_id"]), stream, tty=False))
 
 
 def _ensure_deployed(client: Client, project: str, user: str | None) -> None:
