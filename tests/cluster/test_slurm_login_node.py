@@ -16,14 +16,9 @@ import pytest
 import yaml
 
 from harness import daemon, slurm
-from harness.users import run_as
+from harness.users import ok, run_as
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def ok(result: Any) -> Any:
-    assert result.returncode == 0, f"rc {result.returncode}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture
@@ -44,20 +39,34 @@ def login_node(slurm_cluster: slurm.Cluster, slurm_world: Any) -> Iterator[daemo
     daemon.stop_ds01d(server)
 
 
+@pytest.fixture
+def on_login(slurm_cluster: slurm.Cluster, login_node: daemon.Ds01d) -> dict[str, str]:
+    """The environment of a command typed on the login node."""
+    return {**slurm_cluster.env, "DS01_SOCKET": str(login_node.socket)}
+
+
+def deploy_from(env: dict[str, str], user: Any, name: str, image: str) -> dict[str, Any]:
+    """`container-deploy NAME --gpus 1` typed with `env`: its entry, once the container runs."""
+    return dict(json.loads(ok(slurm.deploy(user, env, name, "--gpus", "1", "--image", image)).stdout))
+
+
+def no_jobs_left(cluster: slurm.Cluster, user: Any) -> None:
+    deadline = time.monotonic() + 30
+    while cluster.jobs(user.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster.jobs(user.name) == []
+
+
 def test_a_deploy_on_a_login_node_follows_its_container_to_the_jobs_node(
     slurm_cluster: slurm.Cluster,
     slurm_world: Any,
     login_node: daemon.Ds01d,
+    on_login: dict[str, str],
     unix_users: Any,
     base_image_ref: str,
-    engine_clean: Any,
 ) -> None:
     alice = unix_users["alice"]
-    on_login = {**slurm_cluster.env, "DS01_SOCKET": str(login_node.socket)}
-    entry = json.loads(
-        ok(run_as(alice, "container-deploy", "exp", "--gpus", "1", "--image", base_image_ref, "--background",
-                  "--json", env=on_login, timeout=300)).stdout
-    )  # fmt: skip
+    entry = deploy_from(on_login, alice, "exp", base_image_ref)
     [job] = slurm_cluster.jobs(alice.name)
     assert entry["slurm_job"] == job["id"] and entry["status"] == "running" and job["state"] == "RUNNING"
     assert entry["gpus"][0]["slot"] in {"0", "1", "2", "3"}
@@ -84,17 +93,13 @@ def test_a_deploy_on_a_login_node_follows_its_container_to_the_jobs_node(
 def test_a_retire_on_a_login_node_retires_the_container_on_the_jobs_node(
     slurm_cluster: slurm.Cluster,
     slurm_world: Any,
-    login_node: daemon.Ds01d,
+    on_login: dict[str, str],
     unix_users: Any,
     base_image_ref: str,
     engine_clean: Any,
 ) -> None:
     alice, bob = unix_users["alice"], unix_users["bob"]
-    on_login = {**slurm_cluster.env, "DS01_SOCKET": str(login_node.socket)}
-    entry = json.loads(
-        ok(run_as(alice, "container-deploy", "exp", "--gpus", "1", "--image", base_image_ref, "--background",
-                  "--json", env=on_login, timeout=300)).stdout
-    )  # fmt: skip
+    entry = deploy_from(on_login, alice, "exp", base_image_ref)
     [job] = slurm_cluster.jobs(alice.name)
     ws = slurm_world / "ws" / alice.name / "exp"
     subprocess.run(["runuser", "-u", alice.name, "--", "sh", "-c", f"echo kept > {ws / 'note'}"], check=True)
@@ -107,12 +112,38 @@ def test_a_retire_on_a_login_node_retires_the_container_on_the_jobs_node(
     assert "retiring it there" in done.stderr
     [result] = json.loads(done.stdout)
     assert result["name"] == "exp" and result["container"] == entry["container"]
-    deadline = time.monotonic() + 30
-    while slurm_cluster.jobs(alice.name) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert slurm_cluster.jobs(alice.name) == []
+    no_jobs_left(slurm_cluster, alice)
     assert slurm_cluster.job(job["id"]).get("JobState") in ("CANCELLED", "COMPLETED", None)
     assert engine_clean.api.containers(all=True, filters={"name": entry["container"]}) == []
     node_events = (slurm_world / "log" / "events.jsonl").read_text()
     assert '"retire"' in node_events
     assert (ws / "note").read_text() == "kept\n"  # the workspace stays
+
+
+def test_retire_all_on_a_login_node_retires_the_containers_on_every_node(
+    slurm_cluster: slurm.Cluster,
+    slurm_world: Any,
+    on_login: dict[str, str],
+    unix_users: Any,
+    base_image_ref: str,
+    engine_clean: Any,
+) -> None:
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    made = {name: deploy_from(on_login, alice, name, base_image_ref) for name in ("exp-a", "exp-b")}
+    theirs = deploy_from(on_login, bob, "exp-a", base_image_ref)
+    # without --yes and without a terminal: one line, nothing retired
+    asked = run_as(alice, "container-retire", "--all", env=on_login)
+    assert asked.returncode == 2 and "exp-a, exp-b" in asked.stderr, asked.stderr
+    done = ok(run_as(alice, "container-retire", "--all", "--yes", "--json", env=on_login, timeout=180))
+    retired = {r["name"]: r for r in json.loads(done.stdout)}
+    assert sorted(retired) == ["exp-a", "exp-b"], done.stdout
+    assert all(retired[n]["container"] == made[n]["container"] for n in made)
+    no_jobs_left(slurm_cluster, alice)
+    for entry in made.values():
+        assert engine_clean.api.containers(all=True, filters={"name": entry["container"]}) == []
+    # bob's container of the same name runs on: --all is the caller's own
+    assert [j["state"] for j in slurm_cluster.jobs(bob.name)] == ["RUNNING"]
+    assert engine_clean.api.containers(filters={"name": theirs["container"]})
+    # nothing left: said, exit 0
+    again = ok(run_as(alice, "container-retire", "--all", "--yes", env=on_login))
+    assert "nothing to retire" in again.stderr

@@ -58,23 +58,30 @@ def job_elsewhere(client: Client, name: str) -> str | None:
     """Cluster mode: the id of the caller's running job of NAME when it runs on another node than this
     ds01d's; None when it runs here, there is no such job, or the server is not in cluster mode. Inside
     that job's own step (`SLURM_JOB_ID`) the container is here: None."""
+    from ds01 import naming
+
+    project = naming.normalise_name(name.split("._.")[0])
+    return next((job_id for job, job_id in jobs_elsewhere(client) if job == project), None)
+
+
+def jobs_elsewhere(client: Client) -> list[tuple[str, str]]:
+    """Cluster mode: (project, job id) of each of the caller's running jobs on another node than this
+    ds01d's (not the one this command runs inside); [] when the server is not in cluster mode."""
     import os
 
-    from ds01 import naming
     from ds01.client import path_of
 
     settings = client.call("GET", path_of("cluster"))
     if settings.get("backend") != "slurm":
-        return None
-    project = naming.normalise_name(name.split("._.")[0])
-    here = settings.get("node")
-    for job in client.call("GET", path_of("cluster", "jobs")):
-        if job["name"] != project or job["state"] != "RUNNING" or job["user"] != client_user():
-            continue
-        if job["node"] == here or os.environ.get("SLURM_JOB_ID") == job["job_id"]:
-            return None
-        return str(job["job_id"])
-    return None
+        return []
+    jobs = client.call("GET", path_of("cluster", "jobs"))
+    here, me = settings.get("node"), client_user()
+    return [
+        (str(j["name"]), str(j["job_id"]))
+        for j in jobs
+        if j["state"] == "RUNNING" and j["user"] == me and j["node"] != here
+        and os.environ.get("SLURM_JOB_ID") != j["job_id"]
+    ]  # fmt: skip
 
 
 def client_user() -> str:
@@ -109,12 +116,14 @@ def on_its_node(
     return subprocess.call(srun_argv(job_id, command, name.split("._.")[0], *args, pty=pty))
 
 
-def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool, json_out: bool) -> int:
+def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) -> tuple[int, Any]:
     """`container-retire NAME` for the caller's container on another node (typed on a login node): the
-    node's ds01d retires it, asked by the caller's own `srun --jobid ID --overlap container-retire` (that
-    ds01d judges the caller by its socket's peer uid and cancels the job), then the caller's own `scancel`
-    makes sure the job is over (`job_id`: the job of NAME on another node, from `job_elsewhere`). The exit
-    code of the retire there."""
+    node's ds01d retires it, asked by the caller's own `srun --jobid ID --overlap container-retire --json`
+    (that ds01d judges the caller by its socket's peer uid and cancels the job), then the caller's own
+    `scancel` makes sure the job is over (`job_id`: the job of NAME on another node, from `jobs_elsewhere`).
+    The exit code of the retire there and its answer (its list of retired containers, or its error); its
+    messages pass through on stderr."""
+    import json
     import shutil
     import subprocess
 
@@ -128,7 +137,14 @@ def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool, js
         )
     project = name.split("._.")[0]
     client.out.info(f"{project} runs on another node: retiring it there (Slurm job {job_id})")
-    args = ["--yes", *(["--save-changes"] if save else []), *(["--json"] if json_out else [])]
-    code = subprocess.call(srun_argv(job_id, "container-retire", project, *args, pty=False))
+    args = ["--yes", "--json", *(["--save-changes"] if save else [])]
+    done = subprocess.run(
+        srun_argv(job_id, "container-retire", project, *args, pty=False), stdout=subprocess.PIPE, text=True
+    )
     cancel(job_id)  # the job ends with its container; after a failed retire there, scancel stops it
-    return code
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        answer = {"error": {"code": "error", "message": f"the retire on Slurm job {job_id}'s node said "
+                            f"{done.stdout.strip()[-200:]!r}"}}  # fmt: skip
+    return done.returncode, answer

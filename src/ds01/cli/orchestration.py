@@ -244,25 +244,33 @@ def present(
     return code
 
 
-def _retire_one(client: Client, name: str, *, save: bool, user: str | None) -> dict[str, Any]:
+def _retire_one(client: Client, name: str, *, save: bool, user: str | None) -> list[dict[str, Any]]:
+    """Retire NAME; in cluster mode ds01d may answer that its job runs on another node instead (it asks
+    Slurm; a server of its own asks nothing more): then it is retired there, through the job."""
     from ds01.client import path_of
 
     r = client.call("POST", path_of("retire"), {"name": name, "save_changes": save, "user": user})
+    if "elsewhere" in r:
+        return _retire_on_its_node(client, name.split("._.")[0], str(r["elsewhere"]["job_id"]), save=save)
     saved = r["saved"]
-    return {
-        "name": r["retired"],
-        "container": r["container"],
-        "user": r["user"],
-        "gpus_freed": r["freed_gpus"],
-        "saved_image": saved["image"] if saved else None,
-        "added_packages": saved["packages"] if saved else [],
-    }
+    return [
+        {
+            "name": r["retired"],
+            "container": r["container"],
+            "user": r["user"],
+            "gpus_freed": r["freed_gpus"],
+            "saved_image": saved["image"] if saved else None,
+            "added_packages": saved["packages"] if saved else [],
+        }
+    ]
 
 
 @handle_errors
 def retire(
     name: NameArg = None,
-    all_: Annotated[bool, typer.Option("--all", help="Retire all of your containers.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Retire all of your containers (in cluster mode, on every node).")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     save_changes: Annotated[
         bool, typer.Option("--save-changes", help="Commit what was installed into the project image first.")
@@ -283,33 +291,28 @@ def retire(
         raise UsageError("give NAME or --all, not both", hint="container-retire --all --yes")
     client = connect(json_out)
     out = client.out
-    if name and not all_ and user is None:  # cluster mode: a container on another node is retired there
-        from ds01.cli.cluster import job_elsewhere, retire_on_its_node
-
-        job_id = job_elsewhere(client, name)
-        if job_id is not None:
-            if not yes and not stdin_is_tty():
-                raise UsageError(
-                    f"retiring {name} needs confirmation", hint="pass --yes (no terminal to ask on)"
-                )
-            if not yes and not _ask(f"Retire {name}? The workspace stays.", out, default=True):
-                raise typer.Exit(1)
-            raise typer.Exit(retire_on_its_node(client, name, job_id, save=save_changes, json_out=json_out))
     _slurm_step_survives_retire()
     if all_:
         entries = client.call("GET", path_of("containers"), {"user": user})
-        targets = [(str(e["container"]), str(e["name"])) for e in entries]
+        targets: list[tuple[str, str, str | None]] = [
+            (str(e["container"]), str(e["name"]), None) for e in entries
+        ]
+        if user is None:  # cluster mode: the caller's containers on other nodes too, each through its job
+            from ds01.cli.cluster import jobs_elsewhere
+
+            here = {shown for _, shown, _ in targets}
+            targets += [(p, p, job) for p, job in jobs_elsewhere(client) if p not in here]
     else:
         from ds01.cli.select import container_name
 
         picked = container_name(client, name, command="container-retire", user=user)
-        targets = [(picked, picked.split("._.")[0])]
+        targets = [(picked, picked.split("._.")[0], None)]
     if not targets:
         out.info("nothing to retire")
         if json_out:
             out.json([])
         return
-    names = ", ".join(shown for _, shown in targets)
+    names = ", ".join(shown for _, shown, _ in targets)
     if not yes:
         if not stdin_is_tty():
             raise UsageError(
@@ -318,12 +321,28 @@ def retire(
         if not _ask(f"Retire {names}? The workspace stays.", out, default=True):
             raise typer.Exit(1)
     results = []
-    for target, _ in targets:
-        results.append(_retire_one(client, target, save=save_changes, user=user))
-        if not json_out:
-            _retired_message(out, results[-1])
+    for target, shown, job_id in targets:
+        if job_id is None:
+            retired = _retire_one(client, target, save=save_changes, user=user)
+        else:
+            retired = _retire_on_its_node(client, shown, job_id, save=save_changes)
+        results += retired
+        for r in retired if not json_out else []:
+            _retired_message(out, r)
     if json_out:
         out.json(results)
+
+
+def _retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) -> list[dict[str, Any]]:
+    """The retire of NAME on its job's node: what it retired, or its error raised here as it was there."""
+    from ds01 import protocol
+    from ds01.cli.cluster import retire_on_its_node
+
+    code, answer = retire_on_its_node(client, name, job_id, save=save)
+    if code == 0 and isinstance(answer, list):
+        return answer
+    error = answer.get("error") if isinstance(answer, dict) else None
+    raise protocol.error_from_payload(error or {"message": f"the retire on Slurm job {job_id}'s node failed"})
 
 
 def _slurm_step_survives_retire() -> None:

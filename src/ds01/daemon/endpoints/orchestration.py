@@ -4,11 +4,14 @@ leaves nothing behind (the operation finishes here, or a failed deploy is undone
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ds01.daemon.routes import Request, route
 from ds01.daemon.schema import limit
 from ds01.errors import NoCapacity, QuotaExceeded, UsageError
+
+if TYPE_CHECKING:
+    from ds01.context import Context
 
 NAME = limit(max_len=128)
 USER = limit(max_len=64)
@@ -91,6 +94,9 @@ def retire(req: Request[RetireBody]) -> dict[str, Any]:
     from ds01.orchestrators.retire import retire_container
 
     ctx, b = req.ctx, req.body
+    elsewhere = _job_elsewhere(ctx, b.name) if b.user is None and ctx.config.cluster.slurm else None
+    if elsewhere is not None:  # the client retires it there, through the job (Slurm lets only the owner in)
+        return {"elsewhere": elsewhere}
     view = find_container(ctx, b.name, user=b.user)
     with one_at_a_time(view.docker_name):
         view = find_container(ctx, view.docker_name, user=b.user)  # as it is now, after a deploy under way
@@ -112,3 +118,17 @@ def retire(req: Request[RetireBody]) -> dict[str, Any]:
         "freed_gpus": r.gpu_slots,
         "workspace": r.view.labels.get("ds01.workspace") or None,
     }
+
+
+def _job_elsewhere(ctx: Context, name: str) -> dict[str, str] | None:
+    """Cluster mode: the caller's running Slurm job of NAME when it runs on another node than this one
+    (its container is there, made by that node's ds01d); None otherwise."""
+    from ds01 import naming
+    from ds01.atomic import slurm_jobs
+
+    project = naming.normalise_name(name.split("._.")[0])
+    here = ctx.config.cluster.this_node()
+    for job in slurm_jobs.list_jobs(ctx.user.name):
+        if job.name == f"ds01:{project}" and job.state == "RUNNING" and job.nodes and job.nodes != here:
+            return {"job_id": job.job_id, "node": job.nodes}
+    return None
