@@ -24,17 +24,12 @@ import pytest
 from harness import access_lab, base_image
 from harness.base_image import PYTHON_BASE
 from harness.tty import read_until, reap, spawn
-from harness.users import run_as, without_ds01_files
+from harness.users import ok, run_as, without_ds01_files
 
 pytestmark = pytest.mark.docker
 python_base = base_image.python_base  # the offline Python base, tagged
 PYTORCH = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 access_image = access_lab.access_image  # Debian with python3 (no pip), imported with no registry
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result
 
 
 def image_tags(engine) -> set[str]:
@@ -149,6 +144,37 @@ def test_user_setup_on_a_terminal_offers_the_local_base_and_builds_the_first_pro
     assert "FROM ds01/python:3.11" in (ws / "Dockerfile").read_text()
     [container] = engine_clean.containers.list(filters={"label": f"ds01.uid={erin.uid}"})
     assert container.image.tags == [f"ds01-{erin.uid}/my-first-project:latest"]
+
+
+def test_image_create_on_a_terminal_offers_what_this_server_can_build(
+    ds01_home, engine_clean, python_base, unix_users
+):
+    """image-create asks its two questions with project-init's choices: the default framework gives way to
+    the base on this server, one that cannot be had is shown and cannot be picked, and with no build network
+    the type that downloads nothing is the default."""
+    bob = unix_users["bob"]
+    pid, fd = spawn(bob, "image-create", "offline-img", env={"COLUMNS": "160", "LINES": "50"})
+    finished = False
+    try:
+        menu = " ".join(_screen(fd, r"framework should the image start from.*:").split())
+        assert f"cannot reach registry-1.docker.io to download {PYTORCH}, so the default is python" in menu
+        assert "python Plain Python (on this server)" in menu and "(python)" in menu  # Enter takes python
+        assert "unavailable: this server cannot reach registry-1.docker.io" in menu
+        os.write(fd, b"pytorch\r")  # greyed out: not one of the answers
+        again = " ".join(_screen(fd, r"framework should the image start from.*:").split())
+        assert "Please select one of the available options" in again
+        os.write(fd, b"\r")
+        menu = " ".join(_screen(fd, r"kind of project.*:").split())
+        assert "so the default is custom: it downloads nothing" in menu and "(custom)" in menu
+        os.write(fd, b"\r")
+        _screen(fd, "built ds01-", timeout=180)
+        finished = True
+    finally:
+        code = reap(pid, fd, kill=not finished)
+    assert code == 0
+    recipe = (ds01_home / "ws" / bob.name / "offline-img" / "Dockerfile").read_text()
+    assert "FROM ds01/python:3.11" in recipe
+    assert f"ds01-{bob.uid}/offline-img:latest" in image_tags(engine_clean)
 
 
 # -- PyPI out of reach --------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ def student(ds01_home, engine_clean, base_image_ref, unix_users):
 def test_image_create_launch_work_retire(student):
     # image-create my-project   (on a terminal it asks for the framework and the project type)
     screen = on_terminal(
-        student, ["image-create", "my-project"], [("Framework", "python\r"), ("Project type", "custom\r")]
+        student,
+        ["image-create", "my-project"],
+        [("framework should the image start from", "python\r"), ("kind of project", "custom\r")],
     )
     assert f"built ds01-{student.user.uid}/my-project:latest" in screen
     ws = student.workspace("my-project")

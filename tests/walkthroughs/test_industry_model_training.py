@@ -30,7 +30,11 @@ def test_build_launch_monitor_retire_model_saved(student):
     screen = on_terminal(
         student,
         ["image-create"],
-        [("Name", "training\r"), ("Framework", "python\r"), ("Project type", "custom\r")],
+        [
+            ("Name", "training\r"),
+            ("framework should the image start from", "python\r"),
+            ("kind of project", "custom\r"),
+        ],
     )
     assert f"built ds01-{student.user.uid}/training:latest" in screen
     ws = student.workspace("training")

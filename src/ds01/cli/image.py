@@ -56,33 +56,21 @@ def _pick_image(client: Client, name: str | None, command: str, user: str | None
     return str(images[pick - 1]["name"])
 
 
-def _ask_choice(client: Client, what: str, choices: dict[str, str], default: str) -> str:
-    from rich.prompt import Prompt
-
-    for key, title in choices.items():
-        client.out.err_console.print(f"  [bold]{key}[/bold]  {title}", highlight=False)
-    return Prompt.ask(
-        what, console=client.out.err_console, choices=list(choices), default=default, show_choices=False
-    )
-
-
 def _interactive_answers(
     client: Client, catalogue: Catalogue, framework: str | None, project_type: str | None
 ) -> tuple[str | None, str | None]:
-    """On a terminal, ask for what the flags left open; elsewhere the catalogue's defaults apply."""
-    if not stdin_is_tty() or client.out.json_mode:
+    """On a terminal, ask for what the flags left open, with project-init's choices: what this server can
+    build from first (a base here, or one it can download, with its size), a default it can build, and a
+    type that downloads nothing when builds have no network. Elsewhere the catalogue's defaults apply."""
+    if not stdin_is_tty() or client.out.json_mode or (framework and project_type):
         return framework, project_type
-    if framework is None:
-        framework = _ask_choice(
-            client,
-            "Framework",
-            {k: f.title for k, f in catalogue.frameworks.items()},
-            catalogue.default_framework,
-        )
-    if project_type is None:
-        project_type = _ask_choice(
-            client, "Project type", {k: t.title for k, t in catalogue.types.items()}, catalogue.default_type
-        )
+    from ds01.cli.rich_prompts import RichPrompter
+    from ds01.wizards.project_init import InitRequest, ask_framework, ask_type, fetch_bases
+
+    prompter, bases = RichPrompter(client.out), fetch_bases(client)
+    req = InitRequest("", project_type, framework)
+    framework = ask_framework(req, catalogue, prompter, bases, client.out.info)
+    project_type = ask_type(req, catalogue, prompter, bases, client.out.info)
     return framework, project_type
 
 

@@ -98,7 +98,7 @@ def _downloads(catalogue: Catalogue, project_type: str) -> bool:
     return any(catalogue.packages(project_type))
 
 
-def _ask_type(
+def ask_type(
     req: InitRequest, catalogue: Catalogue, prompter: Prompter, bases: Availability | None, say: Say
 ) -> str:
     """Builds with no network cannot install packages: offer the types that download none first."""
@@ -165,7 +165,7 @@ def _framework_choices(
     return choices, chosen, note
 
 
-def _ask_framework(
+def ask_framework(
     req: InitRequest, catalogue: Catalogue, prompter: Prompter, bases: Availability | None, say: Say
 ) -> str:
     if bases is None:
@@ -212,8 +212,8 @@ def ask_missing(
         catalogue.resolve(req.framework)
     if req.project_type is not None:
         catalogue.project_type(req.project_type)
-    project_type = _ask_type(req, catalogue, prompter, bases, say)
-    framework = _ask_framework(req, catalogue, prompter, bases, say)
+    project_type = ask_type(req, catalogue, prompter, bases, say)
+    framework = ask_framework(req, catalogue, prompter, bases, say)
     description = (
         req.description
         if req.description is not None
