@@ -262,3 +262,34 @@ def test_a_forged_mig_index_or_profile_is_refused(
     assert done.returncode == 0, done.stderr
     slots = json.loads(run_as(alice, "gpu-status", "--json").stdout)["slots"]
     assert [s["id"] for s in slots if s["holder"]] == [slots[files[idx]]["id"]]
+
+
+def test_a_retire_names_only_the_callers_own_job_on_another_node(
+    slurm_cluster: slurm.Cluster, world: Any, unix_users: Any, engine_clean: Any
+) -> None:
+    """POST /retire in cluster mode, on a ds01d of another node than the job's: its owner is told the job
+    (to retire it there, through the job), nothing is removed here; another user and an admin's --user
+    learn nothing of it (no such container here, exit 3), and the job runs on."""
+    import subprocess
+    import sys
+
+    alice, bob = unix_users["alice"], unix_users["bob"]
+    job_a = slurm.sbatch_as(slurm_cluster, alice.name, "--gres=gpu:1", "--job-name=ds01:exp")
+    slurm_cluster.wait_state(job_a, {"RUNNING"}, timeout=30)
+    sections = world.slurm_sections
+    world.reconfigure(**{**sections, "cluster": {**sections["cluster"], "node_name": "ds01-login"}})
+    before = sorted(c["Id"] for c in engine_clean.api.containers(all=True))
+
+    owner = call_as(alice, "POST", "/v1/retire", {"name": "exp"})
+    assert owner.returncode == 0, owner.stderr
+    assert json.loads(owner.stdout) == {"elsewhere": {"job_id": job_a, "node": slurm_cluster.node}}
+    other = call_as(bob, "POST", "/v1/retire", {"name": "exp"})
+    assert other.returncode == 3 and other.stdout == "" and "no container named" in other.stderr, other.stderr
+    env = {"DS01_SOCKET": str(world.socket), "PATH": "/usr/bin:/bin"}
+    admin = subprocess.run(
+        [sys.executable, "-c", CALL, "POST", "/v1/retire", json.dumps({"name": "exp", "user": alice.name})],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert admin.returncode == 3 and admin.stdout == "" and "no container named" in admin.stderr, admin.stderr
+    assert slurm_cluster.job(job_a)["JobState"] == "RUNNING"
+    assert sorted(c["Id"] for c in engine_clean.api.containers(all=True)) == before
