@@ -163,3 +163,41 @@ def test_a_node_whose_gres_records_do_not_match_its_slots_is_refused(monkeypatch
         answer["text"] = f"NodeName=n1 {wrong} State=IDLE"
         with pytest.raises(OperationFailed, match="do not match"):
             slurm_jobs.check_node_gres("n1", slots)
+
+
+def test_a_retire_asks_slurm_for_the_callers_job_elsewhere_and_goes_on_here_without_it(
+    monkeypatch: Any,
+) -> None:
+    """POST /retire in cluster mode: the caller's running job of NAME on another node is named; a job on
+    this node, another project's, a pending one, or a Slurm that cannot be asked: the retire goes on here."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from ds01.atomic import slurm_jobs
+    from ds01.daemon.endpoints.orchestration import _job_elsewhere
+    from ds01.errors import OperationFailed
+
+    ctx: Any = SimpleNamespace(
+        user=SimpleNamespace(name="alice"),
+        config=SimpleNamespace(cluster=SimpleNamespace(this_node=lambda: "login")),
+    )
+    lines = {"text": "42|ds01:exp|alice|RUNNING|None|n1|gres:gpu:1\n"}
+
+    def squeue(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        assert argv[0] == "squeue" and argv[-2:] == ["-u", "alice"]
+        return subprocess.CompletedProcess(argv, 0, lines["text"], "")
+
+    monkeypatch.setattr(slurm_jobs, "_run", squeue)
+    assert _job_elsewhere(ctx, "exp") == {"job_id": "42", "node": "n1"}
+    assert _job_elsewhere(ctx, "exp._.1001") == {"job_id": "42", "node": "n1"}
+    assert _job_elsewhere(ctx, "other") is None
+    here, pending = "42|ds01:exp|alice|RUNNING|None|login|gpu:1\n", "42|ds01:exp|alice|PENDING|Resources||\n"
+    for text in (here, pending, "42|exp|alice|RUNNING|None|n1|gres:gpu:1\n"):
+        lines["text"] = text
+        assert _job_elsewhere(ctx, "exp") is None, text
+
+    def down(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        raise OperationFailed("squeue did not answer within 20 s", hint="is slurmctld up?")
+
+    monkeypatch.setattr(slurm_jobs, "_run", down)
+    assert _job_elsewhere(ctx, "exp") is None

@@ -122,13 +122,19 @@ def retire(req: Request[RetireBody]) -> dict[str, Any]:
 
 def _job_elsewhere(ctx: Context, name: str) -> dict[str, str] | None:
     """Cluster mode: the caller's running Slurm job of NAME when it runs on another node than this one
-    (its container is there, made by that node's ds01d); None otherwise."""
+    (its container is there, made by that node's ds01d); None otherwise, and when Slurm cannot be asked:
+    a container here can always be retired."""
     from ds01 import naming
     from ds01.atomic import slurm_jobs
+    from ds01.errors import Ds01Error
 
     project = naming.normalise_name(name.split("._.")[0])
     here = ctx.config.cluster.this_node()
-    for job in slurm_jobs.list_jobs(ctx.user.name):
+    try:
+        jobs = slurm_jobs.list_jobs(ctx.user.name)
+    except Ds01Error:  # squeue missing or slurmctld not answering
+        return None
+    for job in jobs:
         if job.name == f"ds01:{project}" and job.state == "RUNNING" and job.nodes and job.nodes != here:
             return {"job_id": job.job_id, "node": job.nodes}
     return None
