@@ -21,6 +21,7 @@ import pytest
 
 from harness import access_lab
 from harness.access_lab import SERVER, free_port, stop
+from harness.poll import until
 from harness.users import ok, run_as
 
 # the first test also makes the image (debootstrap from the Debian mirror, about two minutes, once)
@@ -221,10 +222,18 @@ def test_deploy_with_jupyter(lab):
     lab.home.restart()
     shown = json.loads(ok(run_as(alice, "container-jupyter", "nb2", "--json")).stdout)
     assert shown["token"] == token and shown["started"] is False and shown["socket"] == str(sock)
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(sock))
-        s.sendall(f"GET /api/status?token={token} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+
+    def status() -> bytes | None:
         answer = b""
-        while chunk := s.recv(65536):
-            answer += chunk
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(sock))
+                s.sendall(f"GET /api/status?token={token} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+                while chunk := s.recv(65536):
+                    answer += chunk
+        except (ConnectionError, FileNotFoundError):  # the relay of the restarted ds01d is not up yet
+            return None
+        return answer or None
+
+    answer = until(status, 30, 0.2)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]

@@ -56,8 +56,8 @@ def fetch_unix(path, url, tries=50):
                 s.sendall(f"GET {url} HTTP/1.0\r\n\r\n".encode())
                 while chunk := s.recv(65536):
                     data += chunk
-        except (ConnectionResetError, ConnectionRefusedError, FileNotFoundError):
-            pass  # the relay (or, just after a restart, its new socket) is not there yet
+        except (ConnectionError, FileNotFoundError):  # refused, reset, or closed before the request went
+            pass  # the relay (or, just after a restart, its new socket) or the server behind it is not up yet
         if data:
             return data
         time.sleep(0.2)
