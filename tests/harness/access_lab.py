@@ -57,6 +57,22 @@ class LabServer:
         return (self.folder / "sshd.log").read_text(errors="replace")
 
 
+def ask_unix(path: Path, request: bytes) -> bytes | None:
+    """One request through a Unix socket (a port's or Jupyter's relay): the whole answer, or None when the
+    socket is not there yet, or the connection was refused, reset or closed before the request went (the
+    relay, or the server behind it, may still be starting)."""
+    answer = b""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            s.sendall(request)
+            while chunk := s.recv(65536):
+                answer += chunk
+    except (ConnectionError, FileNotFoundError):
+        return None
+    return answer or None
+
+
 def start_lab_server(ds01_socket: Path, users: Sequence[TestUser]) -> LabServer:
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(sshd):

@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from harness import access_lab
-from harness.access_lab import SERVER, free_port, stop
+from harness.access_lab import SERVER, ask_unix, free_port, stop
 from harness.poll import until
 from harness.users import ok, run_as
 
@@ -223,17 +223,6 @@ def test_deploy_with_jupyter(lab):
     shown = json.loads(ok(run_as(alice, "container-jupyter", "nb2", "--json")).stdout)
     assert shown["token"] == token and shown["started"] is False and shown["socket"] == str(sock)
 
-    def status() -> bytes | None:
-        answer = b""
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(sock))
-                s.sendall(f"GET /api/status?token={token} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-                while chunk := s.recv(65536):
-                    answer += chunk
-        except (ConnectionError, FileNotFoundError):  # the relay of the restarted ds01d is not up yet
-            return None
-        return answer or None
-
-    answer = until(status, 30, 0.2)
+    ask = f"GET /api/status?token={token} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode()
+    answer = until(lambda: ask_unix(sock, ask), 30, 0.2)  # the restarted ds01d's relay may not be up yet
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]

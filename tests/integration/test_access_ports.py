@@ -14,7 +14,8 @@ import time
 import pytest
 
 from harness import access_lab
-from harness.access_lab import SERVER, free_port, stop
+from harness.access_lab import SERVER, ask_unix, free_port, stop
+from harness.poll import until
 from harness.users import ok, run_as
 
 # the first test also makes the image (debootstrap from the Debian mirror, about two minutes, once)
@@ -45,23 +46,9 @@ def curl(port, path="/", tries=50):
     raise AssertionError(f"curl failed: {last.stderr if last else ''}")
 
 
-def fetch_unix(path, url, tries=50):
+def fetch_unix(path, url, timeout=10):
     """GET `url` through the relay's socket (the server in the container may still be starting)."""
-    data = b""
-    for _ in range(tries):
-        data = b""
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(path))
-                s.sendall(f"GET {url} HTTP/1.0\r\n\r\n".encode())
-                while chunk := s.recv(65536):
-                    data += chunk
-        except (ConnectionError, FileNotFoundError):  # refused, reset, or closed before the request went
-            pass  # the relay (or, just after a restart, its new socket) or the server behind it is not up yet
-        if data:
-            return data
-        time.sleep(0.2)
-    return data
+    return until(lambda: ask_unix(path, f"GET {url} HTTP/1.0\r\n\r\n".encode()), timeout, 0.2)
 
 
 def test_a_port_reaches_the_laptop_and_nobody_else(lab):
