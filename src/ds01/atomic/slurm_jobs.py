@@ -18,6 +18,7 @@ from ds01.errors import NotFound, OperationFailed, PermissionDenied, UsageError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ds01.config import GpuSettings
     from ds01.context import Context
     from ds01.gpu.model import Slot
 
@@ -282,6 +283,16 @@ def check_node_gres(node: str, slots: Sequence[Slot]) -> None:
             f"Slurm's GPUs of node {node} ({shown(theirs)}) do not match its GPU slots ({shown(mine)})",
             hint="an admin lists one gres.conf line per slot of gpu-status, in its order (docs/cluster.md)",
         )
+
+
+def check_gres_layout(gpu: GpuSettings, node: str) -> None:
+    """A node with MIG instances: Slurm's gres records must line up with this node's slots before a gres
+    index names a slot (`gres_order`). A node of whole GPUs only: the index is the GPU's."""
+    from ds01.gpu.probe import probe_inventory
+
+    slots = probe_inventory(gpu).slots()
+    if any(s.kind == "mig" for s in slots):
+        check_node_gres(node, slots)
 
 
 def cancel_job(job_id: str, *, signal: str | None = None) -> bool:

@@ -32,13 +32,19 @@ def cluster_step(
 
 def slurm_jobs(client: Client) -> list[dict[str, Any]] | None:
     """ds01's Slurm jobs (state, pending reason, node, GPUs); None when the server is not in cluster mode."""
+    found = _cluster_jobs(client)
+    return None if found is None else found[1]
+
+
+def _cluster_jobs(client: Client) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """(this ds01d's node, ds01's Slurm jobs); None when the server is not in cluster mode."""
     from ds01.client import path_of
 
     settings = client.call("GET", path_of("cluster"))
     if settings.get("backend") != "slurm":
         return None
     jobs: list[dict[str, Any]] = client.call("GET", path_of("cluster", "jobs"))
-    return jobs
+    return settings.get("node"), jobs
 
 
 def show_jobs(client: Client, jobs: list[dict[str, Any]]) -> None:
@@ -69,13 +75,10 @@ def jobs_elsewhere(client: Client) -> list[tuple[str, str]]:
     ds01d's (not the one this command runs inside); [] when the server is not in cluster mode."""
     import os
 
-    from ds01.client import path_of
-
-    settings = client.call("GET", path_of("cluster"))
-    if settings.get("backend") != "slurm":
+    found = _cluster_jobs(client)
+    if found is None:
         return []
-    jobs = client.call("GET", path_of("cluster", "jobs"))
-    here, me = settings.get("node"), client_user()
+    (here, jobs), me = found, client_user()
     return [
         (str(j["name"]), str(j["job_id"]))
         for j in jobs

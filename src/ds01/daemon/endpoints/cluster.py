@@ -5,7 +5,6 @@ slurmctld (`atomic/slurm_jobs.py`): the job must run here, be the caller's, and 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from ds01.identity import User
 
 NAME = limit(max_len=128)
-MIG_TYPE = re.compile(r"[1-9][0-9]?g\.[0-9]{1,4}gb")  # as slurm_jobs.MIG_TYPE (not imported: hot path)
 JOB = limit(max_len=12)
 MIN_TIME_M = 1
 
@@ -29,6 +27,7 @@ def submission_plan(
 ) -> dict[str, Any]:
     """What the client passes to sbatch, from the owner's resolved limits (`POST /deploy` in cluster mode)."""
     from ds01 import naming
+    from ds01.atomic.slurm_jobs import MIG_TYPE
 
     if owner.uid != ctx.user.uid:
         raise UsageError(
@@ -201,7 +200,7 @@ def step_start(req: Request[StepStartBody]) -> dict[str, Any]:
     slurm_jobs.verify_job(job, uid=owner.uid, node=node, gpu_indices=b.gpu_indices, mig_profile=b.mig_profile)
     if not b.gpu_indices:
         raise UsageError(f"Slurm job {job.job_id} holds no GPU", hint="cluster mode runs GPU containers only")
-    _check_gres_layout(ctx, node)
+    slurm_jobs.check_gres_layout(ctx.config.gpu, node)
     name = naming.normalise_name(b.name)
     docker_name = naming.container_name(name, owner.uid)
     with one_at_a_time(docker_name):
@@ -231,17 +230,6 @@ def step_start(req: Request[StepStartBody]) -> dict[str, Any]:
         "idle_timeout_h": d.idle_timeout_h,
         "max_runtime_h": d.max_runtime_h,
     }
-
-
-def _check_gres_layout(ctx: Context, node: str) -> None:
-    """A node with MIG instances: Slurm's gres records must line up with this node's slots before a gres
-    index names a slot (`slurm_jobs.gres_order`). A node of whole GPUs only: the index is the GPU's."""
-    from ds01.atomic import slurm_jobs
-    from ds01.gpu.probe import probe_inventory
-
-    slots = probe_inventory(ctx.config.gpu).slots()
-    if any(s.kind == "mig" for s in slots):
-        slurm_jobs.check_node_gres(node, slots)
 
 
 @dataclass(frozen=True)
