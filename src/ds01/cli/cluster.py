@@ -119,17 +119,17 @@ def on_its_node(
     return subprocess.call(srun_argv(job_id, command, name.split("._.")[0], *args, pty=pty))
 
 
-def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) -> tuple[int, Any]:
+def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) -> list[dict[str, Any]]:
     """`container-retire NAME` for the caller's container on another node (typed on a login node): the
     node's ds01d retires it, asked by the caller's own `srun --jobid ID --overlap container-retire --json`
     (that ds01d judges the caller by its socket's peer uid and cancels the job), then the caller's own
-    `scancel` makes sure the job is over (`job_id`: the job of NAME on another node, from `jobs_elsewhere`).
-    The exit code of the retire there and its answer (its list of retired containers, or its error); its
-    messages pass through on stderr."""
+    `scancel` makes sure the job is over (`job_id`: the job of NAME on another node). What it retired, or
+    its error raised here as it was there; its messages pass through on stderr."""
     import json
     import shutil
     import subprocess
 
+    from ds01 import protocol
     from ds01.cluster.submit import cancel, srun_argv
     from ds01.errors import OperationFailed
 
@@ -148,6 +148,10 @@ def retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) ->
     try:
         answer = json.loads(done.stdout)
     except ValueError:
-        answer = {"error": {"code": "error", "message": f"the retire on Slurm job {job_id}'s node said "
-                            f"{done.stdout.strip()[-200:]!r}"}}  # fmt: skip
-    return done.returncode, answer
+        answer = None
+    if done.returncode == 0 and isinstance(answer, list):
+        return answer
+    error = answer.get("error") if isinstance(answer, dict) else None
+    raise protocol.error_from_payload(
+        error or {"message": f"the retire on Slurm job {job_id}'s node said {done.stdout.strip()[-200:]!r}"}
+    )

@@ -251,7 +251,9 @@ def _retire_one(client: Client, name: str, *, save: bool, user: str | None) -> l
 
     r = client.call("POST", path_of("retire"), {"name": name, "save_changes": save, "user": user})
     if "elsewhere" in r:
-        return _retire_on_its_node(client, name.split("._.")[0], str(r["elsewhere"]["job_id"]), save=save)
+        from ds01.cli.cluster import retire_on_its_node
+
+        return retire_on_its_node(client, name.split("._.")[0], str(r["elsewhere"]["job_id"]), save=save)
     saved = r["saved"]
     return [
         {
@@ -325,24 +327,14 @@ def retire(
         if job_id is None:
             retired = _retire_one(client, target, save=save_changes, user=user)
         else:
-            retired = _retire_on_its_node(client, shown, job_id, save=save_changes)
+            from ds01.cli.cluster import retire_on_its_node
+
+            retired = retire_on_its_node(client, shown, job_id, save=save_changes)
         results += retired
         for r in retired if not json_out else []:
             _retired_message(out, r)
     if json_out:
         out.json(results)
-
-
-def _retire_on_its_node(client: Client, name: str, job_id: str, *, save: bool) -> list[dict[str, Any]]:
-    """The retire of NAME on its job's node: what it retired, or its error raised here as it was there."""
-    from ds01 import protocol
-    from ds01.cli.cluster import retire_on_its_node
-
-    code, answer = retire_on_its_node(client, name, job_id, save=save)
-    if code == 0 and isinstance(answer, list):
-        return answer
-    error = answer.get("error") if isinstance(answer, dict) else None
-    raise protocol.error_from_payload(error or {"message": f"the retire on Slurm job {job_id}'s node failed"})
 
 
 def _slurm_step_survives_retire() -> None:
